@@ -1,0 +1,33 @@
+/* Chat templates, detected from tokenizer.chat_template. We do not run Jinja:
+ * we recognise the common families and format them in C. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+enum chat_tmpl {
+	CHAT_CHATML,
+	CHAT_LLAMA2,
+	CHAT_LLAMA3,
+	CHAT_MISTRAL,
+	CHAT_ZEPHYR,
+	CHAT_TMPL_COUNT_,
+};
+
+struct chat_msg {
+	const char *role;    /* "system", "user", "assistant" */
+	const char *content;
+};
+
+/* Family of template SRC (LEN bytes; NULL when the model has none). Sets
+ * *RET_KNOWN to false when it fell back to chatml. */
+enum chat_tmpl chat_detect(const char *src, size_t len, bool *ret_known);
+const char *chat_tmpl_name(enum chat_tmpl t);
+/* Parses "chatml", "llama2", ... ; -EINVAL if unknown. */
+int chat_tmpl_from_name(const char *name, enum chat_tmpl *ret);
+
+/* Formats N messages as the model expects; ADD_ASSISTANT appends the opening
+ * of the assistant's turn. BOS/EOS are the model's token texts (used by
+ * templates that spell them, e.g. llama2's "<s>[INST]"). Writes at most CAP
+ * bytes plus NUL and returns the full length, or -EINVAL for an unknown role. */
+int chat_apply(enum chat_tmpl t, const struct chat_msg *msgs, size_t n, bool add_assistant,
+	       const char *bos, const char *eos, char *out, size_t cap);
