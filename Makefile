@@ -14,7 +14,7 @@
 #   kernels/*.c kernels/cpu/*.c -> $(B)/lib/libgikernels.a
 #                               (*_avx2.c, *_avx512.c, *_amx.c get their ISA flags)
 #   client/*.c               -> $(B)/lib/libgiclient.so.$(SOVER) and .a (with ipc/)
-#   daemon/*.c               -> $(B)/bin/gid
+#   daemon/*.c               -> $(B)/bin/gid (all but daemon/main.c also in libgidaemon.a, linked into tests)
 #   tools/NAME/*.c, tools/NAME.c -> $(B)/bin/NAME
 #   bench/NAME.c             -> $(B)/bin/bench-NAME
 #   examples/NAME.c          -> $(B)/bin/example-NAME
@@ -83,6 +83,9 @@ KERNEL_SRCS  := $(wildcard kernels/*.c kernels/cpu/*.c kernels/emu/*.c)
 CLIENT_SRCS  := $(wildcard client/*.c)
 DAEMON_SRCS  := $(wildcard daemon/*.c)
 
+DAEMON_LIB_SRCS := $(filter-out daemon/main.c,$(DAEMON_SRCS))
+
+LIB_DAEMON  := $(B)/lib/libgidaemon.a
 LIB_IPC     := $(B)/lib/libgiipc.a
 LIB_ENGINE  := $(B)/lib/libgiengine.a
 LIB_KERNELS := $(B)/lib/libgikernels.a
@@ -102,7 +105,7 @@ TEST_SUPPORT := $(filter-out $(TEST_SRCS),$(shell find tests -name '*.c' 2>/dev/
 FUZZ_SRCS  := $(wildcard fuzz/fuzz_*.c)
 FUZZERS    := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
-PROGS := $(if $(DAEMON_SRCS),$(B)/bin/gid) $(addprefix $(B)/bin/,$(TOOLS) $(BENCHES) $(EXAMPLES))
+PROGS := $(if $(wildcard daemon/main.c),$(B)/bin/gid) $(addprefix $(B)/bin/,$(TOOLS) $(BENCHES) $(EXAMPLES))
 
 all: $(PROGS) $(if $(CLIENT_SRCS),$(LIB_CLIENT_SO) $(LIB_CLIENT_A) $(B)/lib/giclient.pc) $(TESTS)
 
@@ -115,6 +118,7 @@ $(B)/obj/%.o: %.c $(B)/config.h
 	$(call say,CC,$<)mkdir -p $(@D) && $(CC) $(CPPFLAGS) $(ALLCFLAGS) $(call isa_of,$<) -c $< -o $@
 
 # ---- libraries --------------------------------------------------------------
+$(LIB_DAEMON): $(call obj,$(DAEMON_LIB_SRCS))
 $(LIB_IPC): $(call obj,$(IPC_SRCS))
 $(LIB_ENGINE): $(call obj,$(ENGINE_SRCS))
 $(LIB_KERNELS): $(call obj,$(KERNEL_SRCS))
@@ -134,7 +138,7 @@ $(B)/lib/giclient.pc: client/giclient.pc.in
 
 # ---- programs ---------------------------------------------------------------
 CLIENT_OBJS = $(call obj,$(CLIENT_SRCS))
-$(B)/bin/gid: $(call obj,$(DAEMON_SRCS)) $(INTERNAL_LIBS)
+$(B)/bin/gid: $(call obj,$(filter daemon/main.c,$(DAEMON_SRCS))) $(LIB_DAEMON) $(INTERNAL_LIBS)
 	$(call say,LINK,$@)mkdir -p $(@D) && $(CC) $(LDFLAGS_ALL) -o $@ $^ $(SYSLIBS)
 
 define tool_rule
@@ -151,7 +155,7 @@ $(B)/bin/example-%: $(B)/obj/examples/%.o $(LIB_CLIENT_SO)
 
 # ---- tests ------------------------------------------------------------------
 define test_rule
-$(B)/tests/$(notdir $(basename $(1))): $(call obj,$(1) $(TEST_SUPPORT)) $(CLIENT_OBJS) $(INTERNAL_LIBS)
+$(B)/tests/$(notdir $(basename $(1))): $(call obj,$(1) $(TEST_SUPPORT)) $(CLIENT_OBJS) $(if $(DAEMON_LIB_SRCS),$(LIB_DAEMON)) $(INTERNAL_LIBS)
 	$$(call say,LINK,$$@)mkdir -p $$(@D) && $$(CC) $$(LDFLAGS_ALL) -o $$@ $$^ $$(CHECKLIBS) $$(SYSLIBS)
 build/tsan/tests/$(notdir $(basename $(1))): $(1) $(TEST_SUPPORT) $(CLIENT_SRCS) $(IPC_SRCS) $(B)/config.h
 	$$(call say,TSAN,$$@)mkdir -p $$(@D) && $$(CC) $$(CPPFLAGS) -std=gnu11 -pthread -O1 -g -fsanitize=thread -DGI_TSAN=1 \
