@@ -1,0 +1,92 @@
+/* Daemon side of one session's shared memory: the hardened SQ reader, CQ
+ * writer, idle arming and heartbeat. The daemon's engine thread owns a
+ * struct gi_srv per session and calls only these on the session's memory,
+ * so what the hostile-peer tests exercise is exactly what runs.
+ *
+ * Everything read from the region is treated as hostile: sq.tail is read
+ * once per poll and bounded, each SQE and its arena blob are copied into
+ * private memory before validation, cq.head is checked to be monotonic and
+ * not past our tail. A bad record gets an ERROR event (-EINVAL) and the
+ * session goes on; a bad index is a protocol violation: the gi_srv becomes
+ * failed (sticky -EPROTO with a reason) and the daemon drops the session. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ipc/ring.h"
+#include "ipc/session.h"
+#include "ipc/wire.h"
+
+struct gi_srv {
+	struct gi_region region;   /* the daemon's mapping (not owned) */
+	struct gi_ring_cons sq;
+	struct gi_ring_prod cq;
+	int submit_efd;            /* not owned */
+	int complete_efd;          /* not owned */
+	uint32_t dflags;           /* private copy of daemon_flags */
+	uint32_t last_rung;        /* cq_wait_seq we last rang for */
+	bool armed;
+	struct gi_limits limits;
+	uint8_t *blob;             /* private copy of the current SQE's arena bytes */
+	uint32_t blob_cap;
+	int error;                 /* 0, or the sticky protocol error */
+	char why[160];             /* reason of ERROR */
+	uint64_t n_sqes;           /* SQEs consumed */
+	uint64_t n_bad_sqes;       /* SQEs answered with an ERROR event */
+};
+
+/* A request as handed to the daemon: SQE and blob are private copies. */
+struct gi_srv_req {
+	struct gi_sqe sqe;
+	const uint8_t *prompt;     /* SUBMIT: prompt_len bytes, else NULL */
+	uint32_t prompt_len;
+	const uint8_t *stops;      /* SUBMIT: stop list, stop_len bytes */
+	uint32_t stop_len;
+};
+
+/* Called for each valid SUBMIT or CANCEL SQE. The request's memory is valid
+ * only during the call. Returns 0 if taken, or a negative errno: the reader
+ * then posts an ERROR event with it for that user_data. NOPs are answered by
+ * the reader itself. */
+typedef int (*gi_srv_fn)(void *ctx, struct gi_srv *s, const struct gi_srv_req *req);
+
+/* Binds S to REGION (created by gi_region_create with counters at START).
+ * Allocates the blob buffer from LIM. Does not own the fds. */
+int gi_srv_init(struct gi_srv *s, const struct gi_region *region, const struct gi_limits *lim,
+		uint32_t start, int submit_efd, int complete_efd);
+void gi_srv_fini(struct gi_srv *s); /* accepts a zeroed gi_srv */
+
+/* Consumes up to QUOTA SQEs. Each needs one free CQ slot (for a NOP or ERROR
+ * answer), so polling stops early when the CQ is full. Returns the number of
+ * SQEs consumed, or -EPROTO once the session failed (s->why says why). */
+int gi_srv_poll(struct gi_srv *s, uint32_t quota, gi_srv_fn fn, void *ctx);
+
+/* Free CQ slots (re-reading and validating cq.head), or -EPROTO. */
+int gi_srv_cq_space(struct gi_srv *s);
+
+/* Publishes up to N events. Returns how many fit (the rest are the caller's
+ * backlog), or -EPROTO. Does not ring: call gi_srv_kick once per batch. */
+int gi_srv_post(struct gi_srv *s, const struct gi_cqe *cqes, uint32_t n);
+
+/* Posts an ERROR event for USER_DATA with CODE and a reason. Returns 1, 0 if
+ * the CQ is full, or -EPROTO. */
+int gi_srv_post_error(struct gi_srv *s, uint64_t user_data, int code, const char *reason);
+
+/* After posting: rings the completion doorbell if the client armed a sleep
+ * since the last ring. Returns 1 if rung, 0, or a negative errno. */
+int gi_srv_kick(struct gi_srv *s);
+
+/* Engine going idle: sets NEED_WAKEUP, full fence, re-checks sq.tail.
+ * Returns 0 if the session's SQ is empty (safe to sleep), 1 if work arrived
+ * (caller disarms and keeps running), -EPROTO. */
+int gi_srv_arm(struct gi_srv *s);
+void gi_srv_disarm(struct gi_srv *s);
+
+/* Sets GI_DFLAG_SHUTDOWN for the client to see. */
+void gi_srv_set_shutdown(struct gi_srv *s);
+
+/* Stores the heartbeat (monotonic ms), once per engine step. */
+void gi_srv_heartbeat(struct gi_srv *s, uint64_t now_ms);
+
+/* Marks the session failed with -EPROTO and a formatted reason (first one wins). */
+int gi_srv_fail(struct gi_srv *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
