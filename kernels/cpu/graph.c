@@ -1,0 +1,382 @@
+/* CPU backend graph runner. All threads of the pool walk the node list of a
+ * step together and meet at a spin barrier after each node, so a step costs
+ * one wake-up. Each node splits its rows (or output columns, for a matmul)
+ * evenly; a node too small to pay for the split runs on thread 0 while the
+ * others go straight to the barrier, and a whole step too small to pay for
+ * any barrier runs on the calling thread alone. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/backend.h"
+#include "kernels/backend_impl.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/matmul.h"
+
+/* Multiply-adds below which a node runs on one thread, and below which a
+ * whole step does (measured: a barrier costs ~0.3 us on 2 cores). */
+#define NODE_SMALL_MACS 16384
+#define STEP_SMALL_MACS 600000
+#define ATT_CHUNK 16 /* keys scored at once */
+
+struct gi_graph {
+	struct gi_backend *b;
+	struct gi_node *nodes;
+	uint32_t n_nodes;
+	struct gi_attn_params attn;
+	uint32_t max_tokens, max_out;
+	uint64_t macs_tok, macs_out; /* matmul multiply-adds per token / per out row */
+	uint32_t n_attn;             /* ATTN nodes (layers) */
+	uint8_t *xq[GI_MATMUL_MAX];  /* converted activations, one per weight type of a node */
+	size_t xq_bytes;
+	float *acc;                  /* matmul results before they are added to dst */
+	float *thr;                  /* per-thread scratch, thr_stride floats each */
+	size_t thr_stride;
+	const struct gi_step *s;     /* the step being run */
+};
+
+static void split(uint32_t n, int ith, int nth, uint32_t *a, uint32_t *b)
+{
+	*a = (uint32_t)((uint64_t)n * (uint64_t)ith / (uint64_t)nth);
+	*b = (uint32_t)((uint64_t)n * (uint64_t)(ith + 1) / (uint64_t)nth);
+}
+
+/* This thread's rows of a node of WORK multiply-adds: an even share, or for
+ * a small node all rows on thread 0 and none elsewhere. */
+static void share(uint64_t work, uint32_t rows, int ith, int nth, uint32_t *a, uint32_t *b)
+{
+	if (work < NODE_SMALL_MACS) {
+		*a = 0;
+		*b = ith ? 0 : rows;
+		return;
+	}
+	split(rows, ith, nth, a, b);
+}
+
+static uint32_t node_rows(const struct gi_graph *g, const struct gi_node *n)
+{
+	return n->rows == GI_ROWS_OUT ? g->s->n_out : g->s->n_tokens;
+}
+
+/* ---- per-op executors ------------------------------------------------------ */
+
+static void exec_embed(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
+{
+	const struct gi_mat *w = &n->embed.w;
+	size_t rb = gi_type_row_bytes(w->type, w->k);
+	uint32_t a, b;
+	split(g->s->n_tokens, ith, nth, &a, &b);
+	for (uint32_t t = a; t < b; t++) {
+		const uint8_t *row = (const uint8_t *)w->data + (size_t)g->s->tokens[t] * rb;
+		float *dst = n->embed.dst + (size_t)t * w->k;
+		if (w->type == GI_TYPE_F32)
+			memcpy(dst, row, rb);
+		else
+			gi_dequantize_row(w->type, row, dst, w->k);
+	}
+}
+
+static void exec_rmsnorm(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
+{
+	uint32_t dim = n->rmsnorm.dim, rows = node_rows(g, n), a, b;
+	share((uint64_t)rows * dim, rows, ith, nth, &a, &b);
+	for (uint32_t r = a; r < b; r++) {
+		uint32_t in = n->rows == GI_ROWS_OUT ? g->s->out_rows[r] : r;
+		g->b->ops->rmsnorm(n->rmsnorm.src + (size_t)in * dim, n->rmsnorm.w,
+				   n->rmsnorm.dst + (size_t)r * dim, dim, n->rmsnorm.eps);
+	}
+}
+
+static void exec_silu_mul(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
+{
+	uint32_t dim = n->silu_mul.dim, rows = node_rows(g, n), a, b;
+	share((uint64_t)rows * dim, rows, ith, nth, &a, &b);
+	for (uint32_t r = a; r < b; r++) {
+		size_t o = (size_t)r * dim;
+		g->b->ops->silu_mul(n->silu_mul.a + o, n->silu_mul.b + o, n->silu_mul.dst + o, dim);
+	}
+}
+
+/* The slot of converted activations weight I of a matmul node reads: the
+ * first weight of the node with the same type. */
+static uint32_t xq_slot(const struct gi_node *n, uint32_t i)
+{
+	for (uint32_t j = 0; j < i; j++)
+		if (n->matmul.w[j].type == n->matmul.w[i].type)
+			return j;
+	return i;
+}
+
+static void exec_matmul(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
+{
+	const struct gi_backend *be = g->b;
+	uint32_t m = node_rows(g, n), k = n->matmul.w[0].k, ntot = 0, a, b;
+	for (uint32_t i = 0; i < n->matmul.n_mat; i++)
+		ntot += n->matmul.w[i].n;
+	int sub = (uint64_t)m * k * ntot < NODE_SMALL_MACS ? 1 : nth;
+
+	/* Phase 1: convert the activation rows once per weight type. */
+	split(m, ith, nth, &a, &b);
+	for (uint32_t i = 0; i < n->matmul.n_mat; i++)
+		if (xq_slot(n, i) == i && a < b)
+			cpu_act_convert(n->matmul.w[i].type, n->matmul.src, k, a, b, g->xq[i]);
+	cpu_pool_barrier(be->pool, nth);
+	if (ith >= sub)
+		return;
+
+	/* Phase 2: this thread's share of the output columns of all weights,
+	 * taken as one concatenated range, cut at multiples of 16. */
+	split((ntot + 15) / 16, ith, sub, &a, &b);
+	a *= 16;
+	b = b * 16 < ntot ? b * 16 : ntot;
+	uint32_t off = 0;
+	for (uint32_t i = 0; i < n->matmul.n_mat; i++) {
+		const struct gi_mat *w = &n->matmul.w[i];
+		uint32_t j0 = a > off ? a - off : 0, j1 = b - off < w->n ? b - off : w->n;
+		off += w->n;
+		if (b <= off - w->n || j0 >= j1)
+			continue;
+		float *dst = n->matmul.dst[i];
+		float *y = n->matmul.accumulate ? g->acc : dst;
+		cpu_matmul_rows(w->type, w->data, k, g->xq[xq_slot(n, i)], m, y, w->n, j0, j1);
+		for (uint32_t r = 0; r < m; r++) {
+			size_t o = (size_t)r * w->n + j0;
+			if (n->matmul.accumulate)
+				be->ops->add(dst + o, y + o, j1 - j0);
+			if (n->matmul.bias[i])
+				be->ops->add(dst + o, n->matmul.bias[i] + j0, j1 - j0);
+		}
+	}
+}
+
+static void *kv_row(const struct gi_kv_pool *kv, void *base, uint32_t layer, uint32_t block,
+		    uint32_t slot)
+{
+	return (uint8_t *)base + layer * kv->layer_stride + block * kv->block_stride +
+	       slot * kv->row_stride;
+}
+
+static void exec_rope_kv(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
+{
+	const struct gi_attn_params *p = &g->attn;
+	const struct gi_step *s = g->s;
+	const struct gi_kv_pool *kv = s->kv;
+	uint32_t hd = p->head_dim, qd = p->n_head * hd, kd = p->n_head_kv * hd, a, b;
+	float *cs = g->thr + (size_t)ith * g->thr_stride, *sn = cs + hd / 2;
+	int neox = p->rope_style == GI_ROPE_NEOX;
+	split(s->n_tokens, ith, nth, &a, &b);
+	for (uint32_t t = a; t < b; t++) {
+		uint32_t pos = s->pos[t];
+		cpu_rope_cache(cs, sn, pos, p->n_rot, p->freq_base, p->freq_scale);
+		float *q = n->rope_kv.q + (size_t)t * qd, *k = n->rope_kv.k + (size_t)t * kd;
+		for (uint32_t h = 0; h < p->n_head; h++)
+			cpu_rope_head(q + h * hd, cs, sn, p->n_rot, neox);
+		for (uint32_t h = 0; h < p->n_head_kv; h++)
+			cpu_rope_head(k + h * hd, cs, sn, p->n_rot, neox);
+		const struct gi_step_seq *sq = &s->seqs[s->seq[t]];
+		uint32_t blk = sq->blocks[pos / kv->block_tokens], slot = pos % kv->block_tokens;
+		void *kd_ = kv_row(kv, kv->k, n->rope_kv.layer, blk, slot);
+		void *vd_ = kv_row(kv, kv->v, n->rope_kv.layer, blk, slot);
+		const float *v = n->rope_kv.v + (size_t)t * kd;
+		if (kv->type == GI_TYPE_F16) {
+			g->b->ops->to_f16(k, kd_, kd);
+			g->b->ops->to_f16(v, vd_, kd);
+		} else {
+			memcpy(kd_, k, kd * sizeof(float));
+			memcpy(vd_, v, kd * sizeof(float));
+		}
+	}
+}
+
+/* One (token, KV head) item: the query heads sharing that KV head attend
+ * over positions [0, pos] through the block table, with a running max and
+ * sum (online softmax) so no buffer grows with the context. */
+static void attn_item(struct gi_graph *g, const struct gi_node *n, uint32_t t, uint32_t h,
+		      float *scr)
+{
+	const struct gi_attn_params *p = &g->attn;
+	const struct gi_step *s = g->s;
+	const struct gi_kv_pool *kv = s->kv;
+	const struct cpu_ops *ops = g->b->ops;
+	uint32_t hd = p->head_dim, grp = p->n_head / p->n_head_kv, bt = kv->block_tokens;
+	uint32_t ctx = s->pos[t] + 1;
+	const struct gi_step_seq *sq = &s->seqs[s->seq[t]];
+	const float *q = n->attn.q + (size_t)t * p->n_head * hd + (size_t)h * grp * hd;
+	float *out = n->attn.dst + (size_t)t * p->n_head * hd + (size_t)h * grp * hd;
+	float *mx = scr, *sum = mx + grp, *sc = sum + grp;
+	int f16 = kv->type == GI_TYPE_F16;
+	size_t esz = f16 ? 2 : 4;
+
+	for (uint32_t j = 0; j < grp; j++) {
+		mx[j] = -INFINITY;
+		sum[j] = 0;
+		memset(out + j * hd, 0, hd * sizeof(float));
+	}
+	for (uint32_t p0 = 0; p0 < ctx;) {
+		/* a chunk of keys: at most ATT_CHUNK, within one block */
+		uint32_t slot = p0 % bt, nk = bt - slot;
+		nk = nk < ATT_CHUNK ? nk : ATT_CHUNK;
+		nk = nk < ctx - p0 ? nk : ctx - p0;
+		uint32_t blk = sq->blocks[p0 / bt];
+		p0 += nk;
+		const uint8_t *kb = kv_row(kv, kv->k, n->attn.layer, blk, slot);
+		const uint8_t *vb = kv_row(kv, kv->v, n->attn.layer, blk, slot);
+		kb += (size_t)h * hd * esz;
+		vb += (size_t)h * hd * esz;
+		for (uint32_t j = 0; j < grp; j++) {
+			const float *qj = q + j * hd;
+			float *oj = out + j * hd, m = mx[j];
+			for (uint32_t i = 0; i < nk; i++) {
+				const void *kr = kb + i * kv->row_stride;
+				sc[i] = p->scale * (f16 ? ops->dot_f16(qj, kr, hd) : ops->dot_f32(qj, kr, hd));
+				if (sc[i] > m)
+					m = sc[i];
+			}
+			if (m > mx[j]) {
+				float c = expf(mx[j] - m);
+				sum[j] *= c;
+				ops->scale(oj, c, hd);
+				mx[j] = m;
+			}
+			sum[j] += ops->exp_sum(sc, nk, m);
+			for (uint32_t i = 0; i < nk; i++) {
+				const void *vr = vb + i * kv->row_stride;
+				if (f16)
+					ops->axpy_f16(oj, sc[i], vr, hd);
+				else
+					ops->axpy_f32(oj, sc[i], vr, hd);
+			}
+		}
+	}
+	for (uint32_t j = 0; j < grp; j++)
+		ops->scale(out + j * hd, 1.0f / sum[j], hd);
+}
+
+static void exec_attn(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
+{
+	uint32_t nkv = g->attn.n_head_kv, a, b;
+	float *scr = g->thr + (size_t)ith * g->thr_stride;
+	split(g->s->n_tokens * nkv, ith, nth, &a, &b);
+	for (uint32_t i = a; i < b; i++)
+		attn_item(g, n, i / nkv, i % nkv, scr);
+}
+
+static void run_step(void *arg, int ith, int nth)
+{
+	struct gi_graph *g = arg;
+	for (uint32_t i = 0; i < g->n_nodes; i++) {
+		const struct gi_node *n = &g->nodes[i];
+		switch (n->op) {
+		case GI_OP_EMBED:
+			exec_embed(g, n, ith, nth);
+			break;
+		case GI_OP_RMSNORM:
+			exec_rmsnorm(g, n, ith, nth);
+			break;
+		case GI_OP_MATMUL:
+			exec_matmul(g, n, ith, nth);
+			break;
+		case GI_OP_ROPE_KV:
+			exec_rope_kv(g, n, ith, nth);
+			break;
+		case GI_OP_ATTN:
+			exec_attn(g, n, ith, nth);
+			break;
+		case GI_OP_SILU_MUL:
+			exec_silu_mul(g, n, ith, nth);
+			break;
+		default:
+			break;
+		}
+		if (i + 1 < g->n_nodes)
+			cpu_pool_barrier(g->b->pool, nth);
+	}
+}
+
+/* ---- graph lifetime and runs ------------------------------------------------ */
+
+int gi_graph_create(struct gi_backend *b, const struct gi_graph_desc *d, struct gi_graph **ret,
+		    char *err, size_t errlen)
+{
+	int r = gi_graph_check(d, err, errlen);
+	if (r)
+		return r;
+	struct gi_graph *g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->b = b;
+	g->attn = d->attn;
+	g->max_tokens = d->max_tokens;
+	g->max_out = d->max_out;
+	g->n_nodes = d->n_nodes;
+	g->nodes = malloc(d->n_nodes * sizeof(*g->nodes));
+	if (!g->nodes)
+		goto nomem;
+	memcpy(g->nodes, d->nodes, d->n_nodes * sizeof(*g->nodes));
+
+	size_t acc = 0;
+	for (uint32_t i = 0; i < d->n_nodes; i++) {
+		const struct gi_node *n = &d->nodes[i];
+		g->n_attn += n->op == GI_OP_ATTN;
+		if (n->op != GI_OP_MATMUL)
+			continue;
+		size_t rows = n->rows == GI_ROWS_OUT ? d->max_out : d->max_tokens;
+		for (uint32_t j = 0; j < n->matmul.n_mat; j++) {
+			const struct gi_mat *w = &n->matmul.w[j];
+			size_t xb = cpu_act_row_bytes(w->type, w->k) * rows;
+			g->xq_bytes = xb > g->xq_bytes ? xb : g->xq_bytes;
+			if (n->matmul.accumulate && rows * w->n > acc)
+				acc = rows * w->n;
+			uint64_t macs = (uint64_t)w->k * w->n;
+			if (n->rows == GI_ROWS_OUT)
+				g->macs_out += macs;
+			else
+				g->macs_tok += macs;
+		}
+	}
+	const struct gi_attn_params *a = &d->attn;
+	size_t grp = a->n_head / a->n_head_kv, st = 2 * grp + ATT_CHUNK;
+	st = st > a->n_rot ? st : a->n_rot;
+	g->thr_stride = (st + 15) & ~(size_t)15;
+	g->xq_bytes = (g->xq_bytes + 63) & ~(size_t)63;
+	if (gi_backend_alloc(b, g->xq_bytes * GI_MATMUL_MAX, (void **)&g->xq[0]) ||
+	    gi_backend_alloc(b, acc * sizeof(float), (void **)&g->acc) ||
+	    gi_backend_alloc(b, g->thr_stride * sizeof(float) * (size_t)b->n_threads,
+			     (void **)&g->thr))
+		goto nomem;
+	for (int i = 1; i < GI_MATMUL_MAX; i++)
+		g->xq[i] = g->xq[0] + (size_t)i * g->xq_bytes;
+	*ret = g;
+	return 0;
+nomem:
+	gi_graph_free(g);
+	snprintf(err, errlen, "graph: out of memory for scratch");
+	return -ENOMEM;
+}
+
+void gi_graph_free(struct gi_graph *g)
+{
+	if (!g)
+		return;
+	gi_backend_release(g->b, g->xq[0]);
+	gi_backend_release(g->b, g->acc);
+	gi_backend_release(g->b, g->thr);
+	free(g->nodes);
+	free(g);
+}
+
+int gi_graph_run(struct gi_graph *g, const struct gi_step *s)
+{
+	if (!s->n_tokens || s->n_tokens > g->max_tokens || s->n_out > g->max_out || !s->kv)
+		return -EINVAL;
+	uint64_t work = s->n_tokens * g->macs_tok + s->n_out * g->macs_out;
+	uint64_t per_key = 2ull * g->attn.n_head * g->attn.head_dim * g->n_attn;
+	for (uint32_t t = 0; t < s->n_tokens && work < STEP_SMALL_MACS; t++)
+		work += (s->pos[t] + 1) * per_key;
+	g->s = s;
+	cpu_pool_run(g->b->pool, work >= STEP_SMALL_MACS, run_step, g);
+	g->s = NULL;
+	return 0;
+}

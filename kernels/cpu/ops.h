@@ -1,0 +1,49 @@
+/* CPU backend: the row kernels the graph runner calls (everything but the
+ * matmul, which lives in matmul.h), in a scalar reference version and SIMD
+ * versions chosen at run time. Each function works on one row or one short
+ * vector; threads are the caller's business. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/types.h"
+
+struct cpu_ops {
+	const char *name; /* "scalar", "avx2", "avx512" */
+	/* sum a[i] * b[i] */
+	float (*dot_f32)(const float *a, const float *b, size_t n);
+	float (*dot_f16)(const float *a, const gi_f16 *b, size_t n);
+	/* y[i] += a * x[i] */
+	void (*axpy_f32)(float *y, float a, const float *x, size_t n);
+	void (*axpy_f16)(float *y, float a, const gi_f16 *x, size_t n);
+	/* y[i] *= a */
+	void (*scale)(float *y, float a, size_t n);
+	/* y[i] += x[i] */
+	void (*add)(float *y, const float *x, size_t n);
+	/* y = x / sqrt(mean(x^2) + eps) * w; y may be x */
+	void (*rmsnorm)(const float *x, const float *w, float *y, size_t n, float eps);
+	/* y = silu(a) * b; y may be a or b */
+	void (*silu_mul)(const float *a, const float *b, float *y, size_t n);
+	/* s[i] = exp(s[i] - m); returns the sum */
+	float (*exp_sum)(float *s, size_t n, float m);
+	/* F32 to F16, round to nearest even */
+	void (*to_f16)(const float *x, gi_f16 *y, size_t n);
+};
+
+extern const struct cpu_ops cpu_ops_scalar;
+extern const struct cpu_ops cpu_ops_avx2;
+extern const struct cpu_ops cpu_ops_avx512;
+
+/* The best table this CPU runs (GI_CPU_SIMD=scalar|avx2|avx512 in the
+ * environment caps it, for tests and measurements). */
+const struct cpu_ops *cpu_ops_best(void);
+/* Every table this CPU can run, best first; returns how many (<= 3). */
+int cpu_ops_all(const struct cpu_ops **ret, int cap);
+
+/* Rotary embedding of one head of HEAD_DIM floats in place: the first N_ROT
+ * dims rotated by angle pos * freq_i where COS/SIN hold n_rot/2 precomputed
+ * cos and sin values (cpu_rope_cache). NEOX pairs (i, i + n_rot/2), else (2i, 2i+1). */
+void cpu_rope_head(float *x, const float *cs, const float *sn, uint32_t n_rot, int neox);
+/* cos/sin of pos * freq_scale * base^(-2i/n_rot), i < n_rot/2. */
+void cpu_rope_cache(float *cs, float *sn, uint32_t pos, uint32_t n_rot, float base,
+		    float freq_scale);
