@@ -50,7 +50,8 @@ struct tok_stream {
 void tok_stream_init(struct tok_stream *s, const struct tokenizer *t);
 /* Appends token ID; writes the complete UTF-8 bytes now available to OUT
  * (CAP >= 64 always suffices for one token) and returns their count, or a
- * negative errno. */
+ * negative errno (-ENOBUFS, nothing consumed, when a long piece does not fit
+ * CAP: retry with a bigger buffer). Invalid bytes come out as U+FFFD. */
 int tok_stream_push(struct tok_stream *s, int32_t id, char *out, size_t cap);
 /* Emits what is left (invalid partial sequences as U+FFFD). */
 int tok_stream_flush(struct tok_stream *s, char *out, size_t cap);
