@@ -190,68 +190,100 @@ static void exec_rope_kv(struct gi_graph *g, const struct gi_node *n, int ith, i
 	}
 }
 
+/* Scores of query QJ against the keys of one chunk, times the scale. */
+static void chunk_scores(const struct gi_graph *g, const float *qj, const uint8_t *kb,
+			 uint32_t nk, float *sc)
+{
+	const struct gi_kv_pool *kv = g->s->kv;
+	uint32_t hd = g->attn.head_dim;
+	for (uint32_t i = 0; i < nk; i++) {
+		const void *kr = kb + i * kv->row_stride;
+		float d = kv->type == GI_TYPE_F16 ? g->b->ops->dot_f16(qj, kr, hd)
+						  : g->b->ops->dot_f32(qj, kr, hd);
+		sc[i] = g->attn.scale * d;
+	}
+}
+
+/* Walks the keys [0, ctx) of a sequence in chunks of at most ATT_CHUNK
+ * within one block; FN gets each chunk's K and V rows (head offset applied). */
+struct chunk {
+	const uint8_t *k, *v;
+	uint32_t n;
+};
+
+static uint32_t next_chunk(const struct gi_graph *g, const struct gi_step_seq *sq, uint32_t layer,
+			   uint32_t h, uint32_t p0, uint32_t ctx, struct chunk *c)
+{
+	const struct gi_kv_pool *kv = g->s->kv;
+	uint32_t bt = kv->block_tokens, slot = p0 % bt, nk = bt - slot, blk = sq->blocks[p0 / bt];
+	size_t hoff = (size_t)h * g->attn.head_dim * (kv->type == GI_TYPE_F16 ? 2 : 4);
+	nk = nk < ATT_CHUNK ? nk : ATT_CHUNK;
+	c->n = nk < ctx - p0 ? nk : ctx - p0;
+	c->k = (const uint8_t *)kv_row(kv, kv->k, layer, blk, slot) + hoff;
+	c->v = (const uint8_t *)kv_row(kv, kv->v, layer, blk, slot) + hoff;
+	return p0 + c->n;
+}
+
 /* One (token, KV head) item: the query heads sharing that KV head attend
- * over positions [0, pos] through the block table, with a running max and
- * sum (online softmax) so no buffer grows with the context. */
+ * over positions [0, pos] through the block table. Two passes over the keys,
+ * the first for the softmax maximum and sum, the second to weight V, so no
+ * buffer grows with the context. With an F16 pool the numerics are those of
+ * ggml's (non-flash) attention, which the golden outputs were made with: the
+ * query is rounded to F16 for the K product and the normalised probabilities
+ * are rounded to F16 for the V product. */
 static void attn_item(struct gi_graph *g, const struct gi_node *n, uint32_t t, uint32_t h,
 		      float *scr)
 {
 	const struct gi_attn_params *p = &g->attn;
 	const struct gi_step *s = g->s;
-	const struct gi_kv_pool *kv = s->kv;
 	const struct cpu_ops *ops = g->b->ops;
-	uint32_t hd = p->head_dim, grp = p->n_head / p->n_head_kv, bt = kv->block_tokens;
-	uint32_t ctx = s->pos[t] + 1;
+	uint32_t hd = p->head_dim, grp = p->n_head / p->n_head_kv, ctx = s->pos[t] + 1;
 	const struct gi_step_seq *sq = &s->seqs[s->seq[t]];
+	uint32_t layer = n->attn.layer;
+	int f16 = s->kv->type == GI_TYPE_F16;
 	const float *q = n->attn.q + (size_t)t * p->n_head * hd + (size_t)h * grp * hd;
 	float *out = n->attn.dst + (size_t)t * p->n_head * hd + (size_t)h * grp * hd;
-	float *mx = scr, *sum = mx + grp, *sc = sum + grp;
-	int f16 = kv->type == GI_TYPE_F16;
-	size_t esz = f16 ? 2 : 4;
+	float *sc = scr, *qr = sc + ATT_CHUNK;
+	gi_f16 *ph = (gi_f16 *)(qr + hd);
+	struct chunk c;
 
 	for (uint32_t j = 0; j < grp; j++) {
-		mx[j] = -INFINITY;
-		sum[j] = 0;
-		memset(out + j * hd, 0, hd * sizeof(float));
-	}
-	for (uint32_t p0 = 0; p0 < ctx;) {
-		/* a chunk of keys: at most ATT_CHUNK, within one block */
-		uint32_t slot = p0 % bt, nk = bt - slot;
-		nk = nk < ATT_CHUNK ? nk : ATT_CHUNK;
-		nk = nk < ctx - p0 ? nk : ctx - p0;
-		uint32_t blk = sq->blocks[p0 / bt];
-		p0 += nk;
-		const uint8_t *kb = kv_row(kv, kv->k, n->attn.layer, blk, slot);
-		const uint8_t *vb = kv_row(kv, kv->v, n->attn.layer, blk, slot);
-		kb += (size_t)h * hd * esz;
-		vb += (size_t)h * hd * esz;
-		for (uint32_t j = 0; j < grp; j++) {
-			const float *qj = q + j * hd;
-			float *oj = out + j * hd, m = mx[j];
-			for (uint32_t i = 0; i < nk; i++) {
-				const void *kr = kb + i * kv->row_stride;
-				sc[i] = p->scale * (f16 ? ops->dot_f16(qj, kr, hd) : ops->dot_f32(qj, kr, hd));
-				if (sc[i] > m)
-					m = sc[i];
-			}
-			if (m > mx[j]) {
-				float c = expf(mx[j] - m);
-				sum[j] *= c;
-				ops->scale(oj, c, hd);
-				mx[j] = m;
-			}
-			sum[j] += ops->exp_sum(sc, nk, m);
-			for (uint32_t i = 0; i < nk; i++) {
-				const void *vr = vb + i * kv->row_stride;
+		const float *qj = q + j * hd;
+		float *oj = out + j * hd, m = -INFINITY, sum = 0;
+		if (f16) {
+			ops->to_f16(qj, ph, hd);
+			for (uint32_t d = 0; d < hd; d++)
+				qr[d] = gi_f16_to_f32(ph[d]);
+			qj = qr;
+		}
+		for (uint32_t p0 = 0; p0 < ctx;) {
+			p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
+			chunk_scores(g, qj, c.k, c.n, sc);
+			float cm = m;
+			for (uint32_t i = 0; i < c.n; i++)
+				cm = sc[i] > cm ? sc[i] : cm;
+			sum *= expf(m - cm);
+			m = cm;
+			sum += ops->exp_sum(sc, c.n, m);
+		}
+		float inv = 1.0f / sum;
+		memset(oj, 0, hd * sizeof(float));
+		for (uint32_t p0 = 0; p0 < ctx;) {
+			p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
+			chunk_scores(g, qj, c.k, c.n, sc);
+			ops->exp_sum(sc, c.n, m);
+			ops->scale(sc, inv, c.n);
+			if (f16)
+				ops->to_f16(sc, ph, c.n);
+			for (uint32_t i = 0; i < c.n; i++) {
+				const void *vr = c.v + i * s->kv->row_stride;
 				if (f16)
-					ops->axpy_f16(oj, sc[i], vr, hd);
+					ops->axpy_f16(oj, gi_f16_to_f32(ph[i]), vr, hd);
 				else
 					ops->axpy_f32(oj, sc[i], vr, hd);
 			}
 		}
 	}
-	for (uint32_t j = 0; j < grp; j++)
-		ops->scale(out + j * hd, 1.0f / sum[j], hd);
 }
 
 static void exec_attn(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
@@ -337,7 +369,8 @@ int gi_graph_create(struct gi_backend *b, const struct gi_graph_desc *d, struct 
 		}
 	}
 	const struct gi_attn_params *a = &d->attn;
-	size_t grp = a->n_head / a->n_head_kv, st = 2 * grp + ATT_CHUNK;
+	/* attention: scores, rounded query, F16 staging; rope: cos and sin */
+	size_t st = ATT_CHUNK + a->head_dim + (a->head_dim + ATT_CHUNK) / 2 + 1;
 	st = st > a->n_rot ? st : a->n_rot;
 	g->thr_stride = (st + 15) & ~(size_t)15;
 	g->xq_bytes = (g->xq_bytes + 63) & ~(size_t)63;
