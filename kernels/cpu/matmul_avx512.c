@@ -1,0 +1,189 @@
+/* AVX-512 (F/BW/VL/DQ + VNNI) matmul kernels for Q4_0, Q8_0 and the float
+ * weight types; the K-quants live in matmul_k_avx512.c.
+ *
+ * Every kernel computes tiles of NR weight rows x MR activation rows with
+ * MR * NR accumulators in registers, so each weight vector unpacked from
+ * memory is used MR times (batched decode, prefill) and each activation
+ * vector NR times. M = 1 is the same code with MR = 1: four weight rows
+ * stream side by side. Integer products use vpdpbusd (u8 x s8 -> s32). */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/cpu/matmul_impl.h"
+#include "kernels/cpu/matmul_tile.h"
+
+#define INLINE static inline __attribute__((always_inline))
+#define NR_MAX 4
+#define MR_MAX 4
+
+static uint16_t load_u16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* Lane patterns of a block pair: which 32-bit lane belongs to which block.
+ * Indices pick from a 4-lane vector [block b, -, block b+1, -]. */
+static const int32_t pat_q4[16] = { 0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2 };
+static const int32_t pat_q8[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2 };
+
+/* Scales of the weight blocks of a pair as [d_b, 0, d_b+1, 0]. */
+INLINE __m128 pair_scales(const uint8_t *b0, size_t bsz, int two)
+{
+	uint64_t h = load_u16(b0);
+	if (two)
+		h |= (uint64_t)load_u16(b0 + bsz) << 32;
+	return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
+}
+
+/* 64 unsigned quants of the pair of weight blocks at B0, in activation order. */
+INLINE __m512i q4_0_unpack(const uint8_t *b0, int two)
+{
+	const __m128i lo = _mm_loadu_si128((const __m128i *)(b0 + 2));
+	const __m128i hi = two ? _mm_loadu_si128((const __m128i *)(b0 + 2 + sizeof(struct block_q4_0)))
+			       : _mm_setzero_si128();
+	const __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+	const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
+	return _mm512_and_si512(v, _mm512_set1_epi8(0x0f));
+}
+
+/* Int8 quants of the pair biased by +128 (unsigned operand of vpdpbusd). */
+INLINE __m512i q8_0_unpack(const uint8_t *b0, int two)
+{
+	const __m256i a = _mm256_loadu_si256((const __m256i *)(b0 + 2));
+	const __m256i b = two ? _mm256_loadu_si256((const __m256i *)(b0 + 2 + sizeof(struct block_q8_0)))
+			      : _mm256_setzero_si256();
+	const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+	return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+}
+
+/* One pair step of an MR x NR tile of a pair-format type. */
+INLINE void pair_step(const uint8_t *const *wr, size_t p, const uint8_t *const *xr,
+		      const struct act_meta *const *meta, int q4, int two, int mr, int nr,
+		      __m512 acc[MR_MAX][NR_MAX])
+{
+	const size_t bsz = q4 ? sizeof(struct block_q4_0) : sizeof(struct block_q8_0);
+	const __m512i pat = _mm512_loadu_si512(q4 ? pat_q4 : pat_q8);
+	const __m512i pat_c = _mm512_add_epi32(pat, _mm512_set1_epi32(1));
+	__m512i wq[NR_MAX];
+	__m512 wd[NR_MAX];
+
+	for (int r = 0; r < nr; r++) {
+		const uint8_t *b0 = wr[r] + 2 * p * bsz;
+		wq[r] = q4 ? q4_0_unpack(b0, two) : q8_0_unpack(b0, two);
+		wd[r] = _mm512_permutexvar_ps(pat, _mm512_castps128_ps512(pair_scales(b0, bsz, two)));
+	}
+	for (int i = 0; i < mr; i++) {
+		const __m512 mv = _mm512_castps128_ps512(_mm_loadu_ps((const float *)(meta[i] + 2 * p)));
+		const __m512 xd = _mm512_permutexvar_ps(pat, mv);
+		const __m512i c = _mm512_srai_epi32(_mm512_permutexvar_epi32(pat_c, _mm512_castps_si512(mv)), 3);
+		const __m512i xv = _mm512_loadu_si512(xr[i] + 64 * p);
+		for (int r = 0; r < nr; r++) {
+			const __m512i dot = _mm512_dpbusd_epi32(c, wq[r], xv);
+			acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(wd[r], xd), acc[i][r]);
+		}
+	}
+}
+
+INLINE void pair_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, size_t xs,
+		      int q4, int mr, int nr, float *y, size_t ldy)
+{
+	const size_t nb = k / 32;
+	const uint8_t *wr[NR_MAX], *xr[MR_MAX];
+	const struct act_meta *meta[MR_MAX];
+	__m512 acc[MR_MAX][NR_MAX];
+
+	for (int r = 0; r < nr; r++)
+		wr[r] = w + (size_t)r * wrow;
+	for (int i = 0; i < mr; i++) {
+		xr[i] = x + (size_t)i * xs;
+		meta[i] = act_meta_of(xr[i], k);
+		for (int r = 0; r < nr; r++)
+			acc[i][r] = _mm512_setzero_ps();
+	}
+	for (size_t p = 0; p < nb / 2; p++)
+		pair_step(wr, p, xr, meta, q4, 1, mr, nr, acc);
+	if (nb & 1)
+		pair_step(wr, nb / 2, xr, meta, q4, 0, mr, nr, acc);
+	for (int i = 0; i < mr; i++)
+		for (int r = 0; r < nr; r++)
+			y[(size_t)i * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[i][r]);
+}
+
+/* ---- float weights (activations stay f32) ------------------------------------ */
+
+/* 16 weights from K-offset OFF of a row, as floats; N < 16 loads a tail. */
+INLINE __m512 fw_load(enum gi_type t, const uint8_t *row, size_t off, size_t n)
+{
+	const __mmask16 mask = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+	switch (t) {
+	case GI_TYPE_F16:
+		return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, row + 2 * off));
+	case GI_TYPE_BF16:
+		return _mm512_castsi512_ps(_mm512_slli_epi32(
+			_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, row + 2 * off)), 16));
+	default:
+		return _mm512_maskz_loadu_ps(mask, row + 4 * off);
+	}
+}
+
+INLINE void float_tile(enum gi_type t, const uint8_t *w, size_t wrow, size_t k, const uint8_t *x,
+		       size_t xs, int mr, int nr, float *y, size_t ldy)
+{
+	__m512 acc[MR_MAX][NR_MAX];
+
+	for (int i = 0; i < mr; i++)
+		for (int r = 0; r < nr; r++)
+			acc[i][r] = _mm512_setzero_ps();
+	for (size_t off = 0; off < k; off += 16) {
+		const size_t n = k - off;
+		__m512 wv[NR_MAX];
+		for (int r = 0; r < nr; r++)
+			wv[r] = fw_load(t, w + (size_t)r * wrow, off, n);
+		for (int i = 0; i < mr; i++) {
+			const __mmask16 mask = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+			const __m512 xv = _mm512_maskz_loadu_ps(mask, (const float *)(x + (size_t)i * xs) + off);
+			for (int r = 0; r < nr; r++)
+				acc[i][r] = _mm512_fmadd_ps(wv[r], xv, acc[i][r]);
+		}
+	}
+	for (int i = 0; i < mr; i++)
+		for (int r = 0; r < nr; r++)
+			y[(size_t)i * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[i][r]);
+}
+
+/* ---- tile drivers ------------------------------------------------------------- */
+
+#define CALL_Q4(MR, NR) pair_tile(wj, wrow, k, xi, xs, 1, MR, NR, yi, ldy)
+#define CALL_Q8(MR, NR) pair_tile(wj, wrow, k, xi, xs, 0, MR, NR, yi, ldy)
+#define CALL_F32(MR, NR) float_tile(GI_TYPE_F32, wj, wrow, k, xi, xs, MR, NR, yi, ldy)
+#define CALL_F16(MR, NR) float_tile(GI_TYPE_F16, wj, wrow, k, xi, xs, MR, NR, yi, ldy)
+#define CALL_BF16(MR, NR) float_tile(GI_TYPE_BF16, wj, wrow, k, xi, xs, MR, NR, yi, ldy)
+MM_TILE_DRIVER(mm_q4_0, GI_TYPE_Q4_0, NR_MAX, MR_MAX, CALL_Q4)
+MM_TILE_DRIVER(mm_q8_0, GI_TYPE_Q8_0, NR_MAX, MR_MAX, CALL_Q8)
+MM_TILE_DRIVER(mm_f32, GI_TYPE_F32, NR_MAX, MR_MAX, CALL_F32)
+MM_TILE_DRIVER(mm_f16, GI_TYPE_F16, NR_MAX, MR_MAX, CALL_F16)
+MM_TILE_DRIVER(mm_bf16, GI_TYPE_BF16, NR_MAX, MR_MAX, CALL_BF16)
+
+const struct cpu_kernels cpu_kernels_avx512 = {
+	.name = "avx512",
+	.act = {
+		[GI_TYPE_F32] = cpu_act_f32_scalar,
+		[GI_TYPE_F16] = cpu_act_f32_scalar,
+		[GI_TYPE_BF16] = cpu_act_f32_scalar,
+		[GI_TYPE_Q4_0] = cpu_act_q4_0_scalar,
+		[GI_TYPE_Q8_0] = cpu_act_q8_0_scalar,
+		[GI_TYPE_Q4_K] = cpu_act_q4_K_scalar,
+		[GI_TYPE_Q6_K] = cpu_act_q8_K_scalar,
+	},
+	.mm = {
+		[GI_TYPE_F32] = mm_f32,
+		[GI_TYPE_F16] = mm_f16,
+		[GI_TYPE_BF16] = mm_bf16,
+		[GI_TYPE_Q4_0] = mm_q4_0,
+		[GI_TYPE_Q8_0] = mm_q8_0,
+		[GI_TYPE_Q4_K] = cpu_mm_q4_K_avx512,
+		[GI_TYPE_Q6_K] = cpu_mm_q6_K_avx512,
+	},
+};

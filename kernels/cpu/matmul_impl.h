@@ -1,0 +1,103 @@
+/* Internal interface between the CPU matmul dispatcher (matmul.c) and its
+ * per-ISA kernels (matmul_scalar.c, *_avx2.c, *_avx512.c, *_amx.c).
+ *
+ * Activation row formats. Every SIMD level reads and writes the same bytes,
+ * so a row converted at one level can be multiplied at any other:
+ *
+ *   F32, F16, BF16 weights: K floats.
+ *   Q4_0, Q8_0 weights ("pair" format): the K/32 blocks of the row are taken
+ *     two at a time, P = ceil(K / 64) pairs, a missing odd last block being
+ *     zeros. First P * 64 int8 quants, then 2 * P struct act_meta.
+ *     Q8_0: a pair holds blocks b, b+1 in natural order.
+ *     Q4_0: a pair holds b[0..15], b+1[0..15], b[16..31], b+1[16..31], the
+ *     order in which the nibbles of two weight blocks unpack into one vector.
+ *   Q4_K, Q6_K weights: K / 256 struct block_q8_K (ggml's Q8_K; for Q4_K
+ *     with its sub-blocks reordered, see act_q4k_slot).
+ *
+ * Rows start on 64-byte boundaries when the buffer does (row bytes are
+ * rounded up to 64). */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/types.h"
+
+/* Scale of one 32-block of a pair-format row, and the integer term a
+ * kernel adds to the block's dot product of raw unsigned weight quants:
+ * -8 * sum(qs) for Q4_0 (nibbles are stored +8), -128 * sum(qs) for Q8_0
+ * (kernels bias the int8 weights by +128 to use unsigned x signed
+ * products). Both are multiples of 8, so c / 8 spreads evenly over the
+ * eight 32-bit lanes of a block. */
+struct act_meta {
+	float d;
+	int32_t c;
+};
+
+static inline size_t act_pairs(size_t k)
+{
+	return (k / 32 + 1) / 2;
+}
+
+static inline const struct act_meta *act_meta_of(const void *row, size_t k)
+{
+	return (const struct act_meta *)((const uint8_t *)row + act_pairs(k) * 64);
+}
+
+/* Position of element E of block B (within its pair) in a pair-format row. */
+static inline size_t act_q4_pos(size_t b, size_t e)
+{
+	return (b / 2) * 64 + (b & 1) * 16 + (e & 15) + (e >> 4) * 32;
+}
+
+/* One matmul kernel: Y[i * LDY + j] = dot(W row j, act row i), i < M,
+ * J0 <= j < J1; act rows XSTRIDE bytes apart. */
+typedef void (*cpu_mm_fn)(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			  float *y, size_t ldy, size_t j0, size_t j1);
+/* One activation converter: row X of K floats to its format at XQ. */
+typedef void (*cpu_act_fn)(const float *x, size_t k, void *xq);
+
+struct cpu_kernels {
+	const char *name;
+	cpu_act_fn act[GI_TYPE_COUNT_];
+	cpu_mm_fn mm[GI_TYPE_COUNT_];
+};
+
+/* Scalar activation converters (used by every level unless it has its own). */
+void cpu_act_f32_scalar(const float *x, size_t k, void *xq);
+void cpu_act_q4_0_scalar(const float *x, size_t k, void *xq);
+void cpu_act_q8_0_scalar(const float *x, size_t k, void *xq);
+void cpu_act_q8_K_scalar(const float *x, size_t k, void *xq);
+void cpu_act_q4_K_scalar(const float *x, size_t k, void *xq);
+
+extern const struct cpu_kernels cpu_kernels_scalar;
+#if !GI_NO_SIMD
+extern const struct cpu_kernels cpu_kernels_avx2;
+extern const struct cpu_kernels cpu_kernels_avx512;
+/* AMX matmuls for M >= 16 (one entry per type, NULL when absent); they call
+ * the AVX-512 kernels for what is left over. cpu_amx_enable asks the kernel
+ * for the tile data permission; 0 on success. */
+extern const struct cpu_kernels cpu_kernels_amx;
+int cpu_amx_enable(void);
+#endif
+
+/* Test hook: forces a level ("scalar", "avx2", "avx512", "amx"); -ENOTSUP if
+ * this CPU or build lacks it, -EINVAL if unknown. NULL restores the
+ * automatic choice. Not thread-safe against concurrent matmuls. */
+int cpu_simd_force(const char *level);
+
+#if !GI_NO_SIMD
+/* K-quant kernels of the AVX-512 set (matmul_k_avx512.c). */
+void cpu_mm_q4_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			float *y, size_t ldy, size_t j0, size_t j1);
+void cpu_mm_q6_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			float *y, size_t ldy, size_t j0, size_t j1);
+#endif
+
+/* Q4_K activations keep ggml's Q8_K block but store the eight 32-element
+ * sub-blocks in the order 0 2 1 3 4 6 5 7 (two low-nibble sub-blocks, then
+ * two high-nibble ones: how 64 weight bytes unpack); bsums stay in natural
+ * order. Slot of sub-block J (the map is its own inverse): */
+static inline int act_q4k_slot(int j)
+{
+	return (j & 4) | ((j & 1) << 1) | ((j >> 1) & 1);
+}

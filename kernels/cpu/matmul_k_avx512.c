@@ -1,0 +1,188 @@
+/* AVX-512 VNNI kernels for the K-quants (Q4_K, Q6_K) against Q8_K
+ * activations. Per 256-element super-block and tile entry, four vectors
+ * of 64 products go through vpmaddubsw (u8 x s8 -> s16 pairs) and
+ * vpdpwssd, which multiplies by the sub-block scales and sums into s32
+ * in one step; the super-block scales are applied once in float. Tiles
+ * are NR = 2 weight rows x MR = 4 activation rows (registers: 8 integer and
+ * 8 float accumulators plus the unpacked weights). */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/cpu/matmul_impl.h"
+#include "kernels/cpu/matmul_tile.h"
+
+#define INLINE static inline __attribute__((always_inline))
+#define NR_MAX 2
+#define MR_MAX 4
+
+/* int16 lane -> scale index, per 64-element group, from [s0..s7, m0..m7]
+ * (Q4_K, groups hold sub-blocks 0|2, 1|3, 4|6, 5|7) or [s0..s15] (Q6_K,
+ * group g holds 16-element sub-blocks 4g..4g+3). */
+static int16_t idx_q4k[4][32], idx_q6k[4][32], idx_q4k_min[16];
+
+__attribute__((constructor)) static void init_idx(void)
+{
+	for (int g = 0; g < 4; g++) {
+		for (int l = 0; l < 32; l++) {
+			int first = (g >> 1) * 4 + (g & 1);
+			idx_q4k[g][l] = (int16_t)(first + (l >= 16 ? 2 : 0));
+			idx_q6k[g][l] = (int16_t)(4 * g + l / 8);
+		}
+	}
+	for (int l = 0; l < 16; l++)
+		idx_q4k_min[l] = (int16_t)(8 + l / 2);
+}
+
+/* [sc0..sc7, m0..m7] as 16 int16 from the 12 packed bytes. */
+INLINE __m256i q4k_scales(const uint8_t *s)
+{
+	uint32_t u[3];
+	memcpy(u, s, sizeof(u));
+	const uint32_t sc_lo = u[0] & 0x3f3f3f3f, m_lo = u[1] & 0x3f3f3f3f;
+	const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+	const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+	return _mm256_cvtepu8_epi16(_mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo));
+}
+
+INLINE void q4k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, size_t xs,
+		     int mr, int nr, float *y, size_t ldy)
+{
+	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	__m512 acc[MR_MAX][NR_MAX];
+
+	for (int i = 0; i < mr; i++)
+		for (int r = 0; r < nr; r++)
+			acc[i][r] = _mm512_setzero_ps();
+	for (size_t b = 0; b < k / QK_K; b++) {
+		const struct block_q4_K *blk[NR_MAX];
+		const struct block_q8_K *xb[MR_MAX];
+		__m256i sm[NR_MAX];
+		__m512i isum[MR_MAX][NR_MAX];
+
+		for (int r = 0; r < nr; r++) {
+			blk[r] = (const struct block_q4_K *)(w + (size_t)r * wrow) + b;
+			sm[r] = q4k_scales(blk[r]->scales);
+		}
+		for (int i = 0; i < mr; i++) {
+			xb[i] = (const struct block_q8_K *)(x + (size_t)i * xs) + b;
+			for (int r = 0; r < nr; r++)
+				isum[i][r] = _mm512_setzero_si512();
+		}
+		for (int g = 0; g < 4; g++) {
+			const __m512i idx = _mm512_loadu_si512(idx_q4k[g]);
+			__m512i q[NR_MAX], s[NR_MAX];
+			for (int r = 0; r < nr; r++) {
+				const __m512i v = _mm512_loadu_si512(blk[r]->qs + 64 * (g >> 1));
+				q[r] = _mm512_and_si512(g & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
+				s[r] = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(sm[r]));
+			}
+			for (int i = 0; i < mr; i++) {
+				const __m512i xv = _mm512_loadu_si512(xb[i]->qs + 64 * g);
+				for (int r = 0; r < nr; r++)
+					isum[i][r] = _mm512_dpwssd_epi32(isum[i][r], _mm512_maddubs_epi16(q[r], xv), s[r]);
+			}
+		}
+		__m256i mexp[NR_MAX];
+		float d[NR_MAX], dmin[NR_MAX];
+		const __m256i midx = _mm256_loadu_si256((const __m256i *)idx_q4k_min);
+		for (int r = 0; r < nr; r++) {
+			mexp[r] = _mm256_permutexvar_epi16(midx, sm[r]);
+			d[r] = gi_f16_to_f32(blk[r]->d);
+			dmin[r] = -gi_f16_to_f32(blk[r]->dmin);
+		}
+		for (int i = 0; i < mr; i++) {
+			const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[i]->bsums);
+			const float dx = xb[i]->d;
+			for (int r = 0; r < nr; r++) {
+				const __m256 mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mexp[r]));
+				acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i][r]), _mm512_set1_ps(d[r] * dx), acc[i][r]);
+				acc[i][r] = _mm512_fmadd_ps(_mm512_zextps256_ps512(mins), _mm512_set1_ps(dmin[r] * dx),
+							    acc[i][r]);
+			}
+		}
+	}
+	for (int i = 0; i < mr; i++)
+		for (int r = 0; r < nr; r++)
+			y[(size_t)i * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[i][r]);
+}
+
+/* 64 unsigned 6-bit quants of group G (elements 64g..64g+63) of a block. */
+INLINE __m512i q6k_unpack(const struct block_q6_K *blk, int g)
+{
+	const int n = g >> 1;
+	const __m512i l = _mm512_loadu_si512(blk->ql + 64 * n);
+	const __m256i h = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * n));
+	const __m512i hh = _mm512_inserti64x4(_mm512_castsi256_si512(h), _mm256_srli_epi16(h, 2), 1);
+	const __m512i m30 = _mm512_set1_epi8(0x30), m4 = _mm512_set1_epi8(0x0f);
+	if (g & 1)
+		return _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_and_si512(hh, m30));
+	return _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_and_si512(_mm512_slli_epi16(hh, 4), m30));
+}
+
+INLINE void q6k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, size_t xs,
+		     int mr, int nr, float *y, size_t ldy)
+{
+	__m512 acc[MR_MAX][NR_MAX];
+
+	for (int i = 0; i < mr; i++)
+		for (int r = 0; r < nr; r++)
+			acc[i][r] = _mm512_setzero_ps();
+	for (size_t b = 0; b < k / QK_K; b++) {
+		const struct block_q6_K *blk[NR_MAX];
+		const struct block_q8_K *xb[MR_MAX];
+		__m256i sc[NR_MAX];
+		__m512i isum[MR_MAX][NR_MAX];
+
+		for (int r = 0; r < nr; r++) {
+			blk[r] = (const struct block_q6_K *)(w + (size_t)r * wrow) + b;
+			sc[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk[r]->scales));
+		}
+		for (int i = 0; i < mr; i++) {
+			xb[i] = (const struct block_q8_K *)(x + (size_t)i * xs) + b;
+			const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[i]->bsums);
+			/* the -32 of every quant: -32 * sum_s sc[s] * bsums[s] */
+			for (int r = 0; r < nr; r++)
+				isum[i][r] = _mm512_zextsi256_si512(
+					_mm256_slli_epi32(_mm256_sub_epi32(_mm256_setzero_si256(),
+									   _mm256_madd_epi16(bs, sc[r])), 5));
+		}
+		for (int g = 0; g < 4; g++) {
+			const __m512i idx = _mm512_loadu_si512(idx_q6k[g]);
+			__m512i q[NR_MAX], s[NR_MAX];
+			for (int r = 0; r < nr; r++) {
+				q[r] = q6k_unpack(blk[r], g);
+				s[r] = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(sc[r]));
+			}
+			for (int i = 0; i < mr; i++) {
+				const __m512i xv = _mm512_loadu_si512(xb[i]->qs + 64 * g);
+				for (int r = 0; r < nr; r++)
+					isum[i][r] = _mm512_dpwssd_epi32(isum[i][r], _mm512_maddubs_epi16(q[r], xv), s[r]);
+			}
+		}
+		for (int i = 0; i < mr; i++)
+			for (int r = 0; r < nr; r++)
+				acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i][r]),
+							    _mm512_set1_ps(gi_f16_to_f32(blk[r]->d) * xb[i]->d),
+							    acc[i][r]);
+	}
+	for (int i = 0; i < mr; i++)
+		for (int r = 0; r < nr; r++)
+			y[(size_t)i * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[i][r]);
+}
+
+#define CALL_Q4K(MR, NR) q4k_tile(wj, wrow, k, xi, xs, MR, NR, yi, ldy)
+#define CALL_Q6K(MR, NR) q6k_tile(wj, wrow, k, xi, xs, MR, NR, yi, ldy)
+MM_TILE_DRIVER(mm_q4_K, GI_TYPE_Q4_K, NR_MAX, MR_MAX, CALL_Q4K)
+MM_TILE_DRIVER(mm_q6_K, GI_TYPE_Q6_K, NR_MAX, MR_MAX, CALL_Q6K)
+
+void cpu_mm_q4_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			float *y, size_t ldy, size_t j0, size_t j1)
+{
+	mm_q4_K(w, k, xq, xstride, m, y, ldy, j0, j1);
+}
+
+void cpu_mm_q6_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			float *y, size_t ldy, size_t j0, size_t j1)
+{
+	mm_q6_K(w, k, xq, xstride, m, y, ldy, j0, j1);
+}
