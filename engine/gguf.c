@@ -424,7 +424,7 @@ static int check_extents(struct gguf *g, char *err, size_t errlen)
 		char name[200];
 		if (t->offset > avail || t->size > avail - t->offset) {
 			r = fail(err, errlen, -EINVAL,
-				 "tensor %s: data [%llu, +%llu) is out of bounds: the data section has %llu bytes",
+				 "tensor %s: data at offset %llu, %llu bytes, is out of bounds (the data section has %llu bytes)",
 				 gguf_str_show(t->name, name, sizeof(name)), (unsigned long long)t->offset,
 				 (unsigned long long)t->size, (unsigned long long)avail);
 			goto out;
@@ -513,8 +513,10 @@ static int parse(struct gguf *g, char *err, size_t errlen)
 	if ((r = rd_u64(&c, &n_tensors, "n_tensors")) < 0 ||
 	    (r = rd_u64(&c, &n_kv, "n_kv")) < 0)
 		return r;
-	if ((r = check_count(&c, "n_kv", n_kv, KV_MIN_BYTES)) < 0 ||
-	    (r = check_count(&c, "n_tensors", n_tensors, TENSOR_MIN_BYTES)) < 0)
+	if (n_tensors > GGUF_MAX_COUNT)
+		return fail(err, errlen, -EINVAL, "n_tensors: %llu exceeds the limit %u",
+			    (unsigned long long)n_tensors, GGUF_MAX_COUNT);
+	if ((r = check_count(&c, "n_kv", n_kv, KV_MIN_BYTES)) < 0)
 		return r;
 	g->n_kv = n_kv;
 	if ((r = parse_kvs(g, &c)) < 0)
