@@ -49,6 +49,12 @@ int gi_arena_alloc(struct gi_arena *a, uint32_t len, uint32_t *ret_off)
 	}
 	uint64_t pos = a->alloc_pos;
 	uint64_t off = pos % a->size;
+	/* Empty: restart at the beginning, so any LEN <= size fits. */
+	if (pos == a->free_pos && off) {
+		pos += a->size - off;
+		a->free_pos = pos;
+		off = 0;
+	}
 	/* Never wrap inside an allocation: skip the tail of the arena. */
 	if (need > a->size - off)
 		pos += a->size - off;
