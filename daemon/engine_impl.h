@@ -1,0 +1,72 @@
+/* Internals of the engine thread shared by engine_loop.c (thread, commands,
+ * idle policy, stats) and engine_req.c (requests in, events out). */
+#pragma once
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "daemon/engine_loop.h"
+#include "daemon/sched.h"
+#include "daemon/session.h"
+#include "engine/model.h"
+#include "engine/tokenizer.h"
+
+struct engine_cmd;
+
+/* A session the engine failed, waiting for the I/O thread to drop it. */
+struct engine_failed {
+	uint64_t id;
+	char reason[160];
+	struct engine_failed *next;
+};
+
+struct engine {
+	struct model *model;
+	const struct model_info *info;
+	const struct tokenizer *tok;
+	struct sched *sched;
+	const struct gid_config *cfg;
+	struct gi_limits limits;
+	struct tenant_table tenants;   /* engine thread's copy, for re-matching sessions */
+
+	pthread_t thread;
+	bool started;
+	atomic_bool quit;
+	atomic_bool cmd_pending;
+	atomic_bool stopped;
+	atomic_uint_fast64_t alive_ms;
+	int epfd;
+	int wake_efd;                  /* I/O -> engine: commands waiting */
+	int event_efd;                 /* engine -> I/O: failed sessions, stopped */
+
+	pthread_mutex_t lock;          /* cmds, failed, stats */
+	struct engine_cmd *cmds, **cmds_tail;
+	struct engine_failed *failed;
+	struct gid_stats stats;
+	uint64_t stats_ms;             /* when the snapshot was refreshed */
+
+	/* Engine thread only. */
+	struct session **sess;
+	uint32_t n_sess, cap_sess;
+	bool shutting_down;
+	uint64_t started_ms;
+	uint64_t sessions_total, protocol_errors;
+	uint64_t requests_total, requests_rejected, requests_done, requests_cancelled;
+	int32_t *ids;                  /* prompt tokenization buffer */
+	uint32_t ids_cap;
+	char *text;                    /* chat template output buffer */
+	uint32_t text_cap;
+	struct sched_stats sst;        /* scratch for the snapshot */
+};
+
+/* engine_req.c */
+extern const struct sched_events engine_sched_events;
+/* gi_srv_fn for gi_srv_poll: one valid SUBMIT or CANCEL SQE of a session. */
+int engine_on_sqe(void *ctx, struct gi_srv *srv, const struct gi_srv_req *req);
+/* Posts an ERROR event for USER_DATA on S. */
+void engine_post_error(struct engine *e, struct session *s, uint64_t user_data, int code,
+		       const char *reason);
+
+/* engine_loop.c */
+/* Marks S failed for a protocol violation: cancels its requests, takes its
+ * doorbell out of epoll and asks the I/O thread to drop it. */
+void engine_fail_session(struct engine *e, struct session *s);
