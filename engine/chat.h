@@ -6,10 +6,18 @@
 
 enum chat_tmpl {
 	CHAT_CHATML,
-	CHAT_LLAMA2,
+	CHAT_LLAMA2,            /* [INST] with <<SYS>> (llama.cpp "llama2-sys") */
 	CHAT_LLAMA3,
-	CHAT_MISTRAL,
+	CHAT_MISTRAL,           /* [INST] without system support (llama.cpp "llama2") */
 	CHAT_ZEPHYR,
+	CHAT_LLAMA2_SYS_BOS,    /* <<SYS>>, "<s>[INST]" between turns */
+	CHAT_LLAMA2_SYS_STRIP,  /* <<SYS>>, contents trimmed */
+	CHAT_MISTRAL_V1,        /* mistralai's " [INST] " templates */
+	CHAT_MISTRAL_V3,        /* "[INST] ...[/INST]" with [AVAILABLE_TOOLS] */
+	CHAT_MISTRAL_V3_TEKKEN, /* the same without the spaces */
+	CHAT_MISTRAL_V7,        /* [SYSTEM_PROMPT] */
+	CHAT_PHI3,
+	CHAT_GEMMA,
 	CHAT_TMPL_COUNT_,
 };
 
@@ -22,12 +30,16 @@ struct chat_msg {
  * *RET_KNOWN to false when it fell back to chatml. */
 enum chat_tmpl chat_detect(const char *src, size_t len, bool *ret_known);
 const char *chat_tmpl_name(enum chat_tmpl t);
-/* Parses "chatml", "llama2", ... ; -EINVAL if unknown. */
+/* Parses the names chat_tmpl_name gives ("chatml", "llama2", ...) and
+ * llama.cpp's names for the same formats ("llama2-sys", ...); -EINVAL if
+ * unknown. */
 int chat_tmpl_from_name(const char *name, enum chat_tmpl *ret);
 
 /* Formats N messages as the model expects; ADD_ASSISTANT appends the opening
  * of the assistant's turn. BOS/EOS are the model's token texts (used by
- * templates that spell them, e.g. llama2's "<s>[INST]"). Writes at most CAP
- * bytes plus NUL and returns the full length, or -EINVAL for an unknown role. */
+ * templates that spell them, e.g. llama2's "<s>[INST]"; NULL: "<s>", "</s>").
+ * Like snprintf, writes at most CAP bytes including the terminating NUL and
+ * returns the full length without it, or -EINVAL for an unknown role (only
+ * "system", "user" and "assistant" exist). */
 int chat_apply(enum chat_tmpl t, const struct chat_msg *msgs, size_t n, bool add_assistant,
 	       const char *bos, const char *eos, char *out, size_t cap);

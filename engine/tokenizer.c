@@ -178,8 +178,10 @@ static int load_merges(struct tokenizer *t, const struct gguf *g, char *err, siz
 	const struct gguf_kv *kv;
 	int ret = gguf_get_arr(g, "tokenizer.ggml.merges", GGUF_STRING, &kv, err, errlen);
 
-	if (ret == -ENOENT)
+	if (ret == -ENOENT) {
 		ERR("tokenizer.ggml.merges: missing (required by a gpt2 tokenizer)");
+		return -EINVAL;
+	}
 	if (ret < 0)
 		return ret;
 	if (kv->v.arr.n > MAX_MERGES) {
@@ -376,8 +378,10 @@ static int load(struct tokenizer *t, const struct gguf *g, char *err, size_t err
 	int ret;
 
 	ret = gguf_get_str(g, "tokenizer.ggml.model", &model, err, errlen);
-	if (ret == -ENOENT)
+	if (ret == -ENOENT) {
 		ERR("tokenizer.ggml.model: missing");
+		return -EINVAL;
+	}
 	if (ret < 0)
 		return ret;
 	if (gguf_str_eq(model, "llama")) {
@@ -395,8 +399,10 @@ static int load(struct tokenizer *t, const struct gguf *g, char *err, size_t err
 	t->eot = t->eom = t->pad = -1;
 
 	ret = gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_STRING, &toks, err, errlen);
-	if (ret == -ENOENT)
+	if (ret == -ENOENT) {
 		ERR("tokenizer.ggml.tokens: missing");
+		return -EINVAL;
+	}
 	if (ret < 0)
 		return ret;
 	if (!toks->v.arr.n || toks->v.arr.n > MAX_VOCAB) {
