@@ -19,7 +19,8 @@
  * whole step does (measured: a barrier costs ~0.3 us on 2 cores). */
 #define NODE_SMALL_MACS 16384
 #define STEP_SMALL_MACS 600000
-#define ATT_CHUNK 16 /* keys scored at once */
+#define ATT_CHUNK 16   /* keys scored at once */
+#define ATT_CACHE 4096 /* contexts up to this keep their scores between passes */
 
 struct gi_graph {
 	struct gi_backend *b;
@@ -190,18 +191,16 @@ static void exec_rope_kv(struct gi_graph *g, const struct gi_node *n, int ith, i
 	}
 }
 
-/* Scores of query QJ against the keys of one chunk, times the scale. */
+/* Scores of query QJ against the keys of one chunk. */
 static void chunk_scores(const struct gi_graph *g, const float *qj, const uint8_t *kb,
 			 uint32_t nk, float *sc)
 {
 	const struct gi_kv_pool *kv = g->s->kv;
 	uint32_t hd = g->attn.head_dim;
-	for (uint32_t i = 0; i < nk; i++) {
-		const void *kr = kb + i * kv->row_stride;
-		float d = kv->type == GI_TYPE_F16 ? g->b->ops->dot_f16(qj, kr, hd)
-						  : g->b->ops->dot_f32(qj, kr, hd);
-		sc[i] = g->attn.scale * d;
-	}
+	if (kv->type == GI_TYPE_F16)
+		g->b->ops->kq_f16(qj, (const gi_f16 *)kb, kv->row_stride / 2, nk, hd, sc);
+	else
+		g->b->ops->kq_f32(qj, (const float *)kb, kv->row_stride / 4, nk, hd, sc);
 }
 
 /* Walks the keys [0, ctx) of a sequence in chunks of at most ATT_CHUNK
@@ -243,44 +242,49 @@ static void attn_item(struct gi_graph *g, const struct gi_node *n, uint32_t t, u
 	int f16 = s->kv->type == GI_TYPE_F16;
 	const float *q = n->attn.q + (size_t)t * p->n_head * hd + (size_t)h * grp * hd;
 	float *out = n->attn.dst + (size_t)t * p->n_head * hd + (size_t)h * grp * hd;
-	float *sc = scr, *qr = sc + ATT_CHUNK;
-	gi_f16 *ph = (gi_f16 *)(qr + hd);
+	/* scores of the whole context when it fits the cache, else recomputed */
+	float *cache = ctx <= ATT_CACHE ? scr : NULL, *e = scr + ATT_CACHE, *qr = e + ATT_CHUNK;
 	struct chunk c;
 
 	for (uint32_t j = 0; j < grp; j++) {
 		const float *qj = q + j * hd;
 		float *oj = out + j * hd, m = -INFINITY, sum = 0;
 		if (f16) {
-			ops->to_f16(qj, ph, hd);
-			for (uint32_t d = 0; d < hd; d++)
-				qr[d] = gi_f16_to_f32(ph[d]);
+			memcpy(qr, qj, hd * sizeof(float));
+			ops->round_f16(qr, hd);
 			qj = qr;
 		}
 		for (uint32_t p0 = 0; p0 < ctx;) {
+			uint32_t at = p0;
 			p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
+			float *sc = cache ? cache + at : e;
 			chunk_scores(g, qj, c.k, c.n, sc);
+			ops->scale(sc, p->scale, c.n);
 			float cm = m;
 			for (uint32_t i = 0; i < c.n; i++)
 				cm = sc[i] > cm ? sc[i] : cm;
 			sum *= expf(m - cm);
 			m = cm;
-			sum += ops->exp_sum(sc, c.n, m);
+			sum += ops->exp_sum(sc, e, c.n, m);
 		}
 		float inv = 1.0f / sum;
 		memset(oj, 0, hd * sizeof(float));
 		for (uint32_t p0 = 0; p0 < ctx;) {
+			uint32_t at = p0;
 			p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
-			chunk_scores(g, qj, c.k, c.n, sc);
-			ops->exp_sum(sc, c.n, m);
-			ops->scale(sc, inv, c.n);
-			if (f16)
-				ops->to_f16(sc, ph, c.n);
-			for (uint32_t i = 0; i < c.n; i++) {
-				const void *vr = c.v + i * s->kv->row_stride;
-				if (f16)
-					ops->axpy_f16(oj, gi_f16_to_f32(ph[i]), vr, hd);
-				else
-					ops->axpy_f32(oj, sc[i], vr, hd);
+			if (cache) {
+				ops->exp_sum(cache + at, e, c.n, m);
+			} else {
+				chunk_scores(g, qj, c.k, c.n, e);
+				ops->scale(e, p->scale, c.n);
+				ops->exp_sum(e, e, c.n, m);
+			}
+			ops->scale(e, inv, c.n);
+			if (f16) {
+				ops->round_f16(e, c.n);
+				ops->pv_f16(oj, e, (const gi_f16 *)c.v, s->kv->row_stride / 2, c.n, hd);
+			} else {
+				ops->pv_f32(oj, e, (const float *)c.v, s->kv->row_stride / 4, c.n, hd);
 			}
 		}
 	}
@@ -369,8 +373,9 @@ int gi_graph_create(struct gi_backend *b, const struct gi_graph_desc *d, struct 
 		}
 	}
 	const struct gi_attn_params *a = &d->attn;
-	/* attention: scores, rounded query, F16 staging; rope: cos and sin */
-	size_t st = ATT_CHUNK + a->head_dim + (a->head_dim + ATT_CHUNK) / 2 + 1;
+	/* attention: score cache, one chunk's weights, the rounded query;
+	 * rope: cos and sin */
+	size_t st = ATT_CACHE + ATT_CHUNK + a->head_dim;
 	st = st > a->n_rot ? st : a->n_rot;
 	g->thr_stride = (st + 15) & ~(size_t)15;
 	g->xq_bytes = (g->xq_bytes + 63) & ~(size_t)63;

@@ -14,24 +14,38 @@ static float dot_f32(const float *a, const float *b, size_t n)
 	return s;
 }
 
-static float dot_f16(const float *a, const gi_f16 *b, size_t n)
+static void kq_f32(const float *q, const float *k, size_t stride, uint32_t nk, uint32_t hd,
+		   float *sc)
 {
-	float s = 0;
-	for (size_t i = 0; i < n; i++)
-		s += a[i] * gi_f16_to_f32(b[i]);
-	return s;
+	for (uint32_t i = 0; i < nk; i++)
+		sc[i] = dot_f32(q, k + i * stride, hd);
 }
 
-static void axpy_f32(float *y, float a, const float *x, size_t n)
+static void kq_f16(const float *q, const gi_f16 *k, size_t stride, uint32_t nk, uint32_t hd,
+		   float *sc)
 {
-	for (size_t i = 0; i < n; i++)
-		y[i] += a * x[i];
+	for (uint32_t i = 0; i < nk; i++) {
+		float s = 0;
+		for (uint32_t d = 0; d < hd; d++)
+			s += q[d] * gi_f16_to_f32(k[i * stride + d]);
+		sc[i] = s;
+	}
 }
 
-static void axpy_f16(float *y, float a, const gi_f16 *x, size_t n)
+static void pv_f32(float *out, const float *p, const float *v, size_t stride, uint32_t nk,
+		   uint32_t hd)
 {
-	for (size_t i = 0; i < n; i++)
-		y[i] += a * gi_f16_to_f32(x[i]);
+	for (uint32_t i = 0; i < nk; i++)
+		for (uint32_t d = 0; d < hd; d++)
+			out[d] += p[i] * v[i * stride + d];
+}
+
+static void pv_f16(float *out, const float *p, const gi_f16 *v, size_t stride, uint32_t nk,
+		   uint32_t hd)
+{
+	for (uint32_t i = 0; i < nk; i++)
+		for (uint32_t d = 0; d < hd; d++)
+			out[d] += p[i] * gi_f16_to_f32(v[i * stride + d]);
 }
 
 static void scale(float *y, float a, size_t n)
@@ -62,12 +76,12 @@ static void silu_mul(const float *a, const float *b, float *y, size_t n)
 		y[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
 }
 
-static float exp_sum(float *s, size_t n, float m)
+static float exp_sum(const float *s, float *e, size_t n, float m)
 {
 	float sum = 0;
 	for (size_t i = 0; i < n; i++) {
-		s[i] = expf(s[i] - m);
-		sum += s[i];
+		e[i] = expf(s[i] - m);
+		sum += e[i];
 	}
 	return sum;
 }
@@ -78,18 +92,26 @@ static void to_f16(const float *x, gi_f16 *y, size_t n)
 		y[i] = gi_f32_to_f16(x[i]);
 }
 
+static void round_f16(float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = gi_f16_to_f32(gi_f32_to_f16(x[i]));
+}
+
 const struct cpu_ops cpu_ops_scalar = {
 	.name = "scalar",
 	.dot_f32 = dot_f32,
-	.dot_f16 = dot_f16,
-	.axpy_f32 = axpy_f32,
-	.axpy_f16 = axpy_f16,
+	.kq_f32 = kq_f32,
+	.kq_f16 = kq_f16,
+	.pv_f32 = pv_f32,
+	.pv_f16 = pv_f16,
 	.scale = scale,
 	.add = add,
 	.rmsnorm = rmsnorm,
 	.silu_mul = silu_mul,
 	.exp_sum = exp_sum,
 	.to_f16 = to_f16,
+	.round_f16 = round_f16,
 };
 
 int cpu_ops_all(const struct cpu_ops **ret, int cap)

@@ -12,10 +12,17 @@ struct cpu_ops {
 	const char *name; /* "scalar", "avx2", "avx512" */
 	/* sum a[i] * b[i] */
 	float (*dot_f32)(const float *a, const float *b, size_t n);
-	float (*dot_f16)(const float *a, const gi_f16 *b, size_t n);
-	/* y[i] += a * x[i] */
-	void (*axpy_f32)(float *y, float a, const float *x, size_t n);
-	void (*axpy_f16)(float *y, float a, const gi_f16 *x, size_t n);
+	/* Attention scores of one query against NK keys of HD elements, key i
+	 * at k + i * STRIDE (elements): sc[i] = dot(q, key i). */
+	void (*kq_f32)(const float *q, const float *k, size_t stride, uint32_t nk, uint32_t hd,
+		       float *sc);
+	void (*kq_f16)(const float *q, const gi_f16 *k, size_t stride, uint32_t nk, uint32_t hd,
+		       float *sc);
+	/* out[0..hd) += sum_i p[i] * value i, value i at v + i * STRIDE. */
+	void (*pv_f32)(float *out, const float *p, const float *v, size_t stride, uint32_t nk,
+		       uint32_t hd);
+	void (*pv_f16)(float *out, const float *p, const gi_f16 *v, size_t stride, uint32_t nk,
+		       uint32_t hd);
 	/* y[i] *= a */
 	void (*scale)(float *y, float a, size_t n);
 	/* y[i] += x[i] */
@@ -24,10 +31,12 @@ struct cpu_ops {
 	void (*rmsnorm)(const float *x, const float *w, float *y, size_t n, float eps);
 	/* y = silu(a) * b; y may be a or b */
 	void (*silu_mul)(const float *a, const float *b, float *y, size_t n);
-	/* s[i] = exp(s[i] - m); returns the sum */
-	float (*exp_sum)(float *s, size_t n, float m);
+	/* e[i] = exp(s[i] - m) (e may be s); returns the sum */
+	float (*exp_sum)(const float *s, float *e, size_t n, float m);
 	/* F32 to F16, round to nearest even */
 	void (*to_f16)(const float *x, gi_f16 *y, size_t n);
+	/* x[i] = the F32 value of x[i] rounded to F16 */
+	void (*round_f16)(float *x, size_t n);
 };
 
 extern const struct cpu_ops cpu_ops_scalar;

@@ -1,6 +1,8 @@
 /* The row kernels for AVX2 + FMA + F16C (template in ops_simd.h). */
 #include <immintrin.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef __m256 vf;
 #define VL 8
@@ -22,6 +24,9 @@ typedef __m256 vf;
 #define VPOW2(v) \
 	_mm256_castsi256_ps(_mm256_slli_epi32( \
 		_mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(127)), 23))
+#define VLOADN(p, n) _mm256_maskload_ps(p, tail_mask(n))
+#define VSTOREN(p, v, n) _mm256_maskstore_ps(p, tail_mask(n), v)
+#define VLOADHN(p, n) load_halfs(p, n)
 #define OPS_TABLE cpu_ops_avx2
 #define OPS_NAME "avx2"
 
@@ -31,6 +36,22 @@ static inline float VHSUM(__m256 v)
 	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
 	s = _mm_add_ss(s, _mm_movehdup_ps(s));
 	return _mm_cvtss_f32(s);
+}
+
+/* lanes [0, n) set */
+static inline __m256i tail_mask(size_t n)
+{
+	static const int32_t m[16] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+	return _mm256_loadu_si256((const __m256i *)(m + 8 - n));
+}
+
+/* AVX2 has no masked 16-bit load: go through a zeroed buffer */
+static inline __m256 load_halfs(const uint16_t *p, size_t n)
+{
+	uint16_t b[8] = { 0 };
+	for (size_t i = 0; i < n; i++)
+		b[i] = p[i];
+	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
 }
 
 #include "kernels/cpu/ops_simd.h"

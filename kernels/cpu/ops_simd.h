@@ -8,35 +8,16 @@
  *   VADD VSUB VMUL VDIV VMAX VMIN (a, b), VFMA(a, b, c) = a * b + c
  *   VHSUM(v)         sum of the lanes
  *   VLOADH(p)        VL halfs to floats;  VSTOREH(p, v) floats to VL halfs
+ *   VLOADN(p, n) VLOADHN(p, n) VSTOREN(p, v, n)  the same for the first n < VL
+ *                    lanes (loads give zeros in the others)
  *   VROUND(v)        round to nearest integer (as float)
  *   VPOW2(v)         2^v for integral v in [-126, 127]
  *   OPS_TABLE        the name of the table to define
  *   OPS_NAME         its name string
- * Tails shorter than VL go through a zero-padded buffer. */
+ */
 #include <string.h>
 
 #include "kernels/cpu/ops.h"
-
-static inline vf load_part(const float *p, size_t n)
-{
-	float b[VL] = { 0 };
-	memcpy(b, p, n * sizeof(float));
-	return VLOAD(b);
-}
-
-static inline vf load_part_h(const gi_f16 *p, size_t n)
-{
-	gi_f16 b[VL] = { 0 };
-	memcpy(b, p, n * sizeof(gi_f16));
-	return VLOADH(b);
-}
-
-static inline void store_part(float *p, vf v, size_t n)
-{
-	float b[VL];
-	VSTORE(b, v);
-	memcpy(p, b, n * sizeof(float));
-}
 
 /* exp(x) for x in about [-87, 88]: x = k ln2 + r, |r| <= ln2/2, then
  * 2^k times a degree-6 polynomial in r (error about 1 ulp). */
@@ -67,44 +48,80 @@ static float s_dot_f32(const float *a, const float *b, size_t n)
 	for (; i + VL <= n; i += VL)
 		acc0 = VFMA(VLOAD(a + i), VLOAD(b + i), acc0);
 	if (i < n)
-		acc1 = VFMA(load_part(a + i, n - i), load_part(b + i, n - i), acc1);
+		acc1 = VFMA(VLOADN(a + i, n - i), VLOADN(b + i, n - i), acc1);
 	return VHSUM(VADD(acc0, acc1));
 }
 
-static float s_dot_f16(const float *a, const gi_f16 *b, size_t n)
+/* dot of q and one key of hd elements (any hd) */
+static inline float dot_row(const float *q, const float *k, uint32_t hd)
 {
-	vf acc0 = VZERO(), acc1 = VZERO();
-	size_t i = 0;
-	for (; i + 2 * VL <= n; i += 2 * VL) {
-		acc0 = VFMA(VLOAD(a + i), VLOADH(b + i), acc0);
-		acc1 = VFMA(VLOAD(a + i + VL), VLOADH(b + i + VL), acc1);
+	vf acc = VZERO();
+	uint32_t d = 0;
+	for (; d + VL <= hd; d += VL)
+		acc = VFMA(VLOAD(q + d), VLOAD(k + d), acc);
+	if (d < hd)
+		acc = VFMA(VLOADN(q + d, hd - d), VLOADN(k + d, hd - d), acc);
+	return VHSUM(acc);
+}
+
+static inline float dot_row_h(const float *q, const gi_f16 *k, uint32_t hd)
+{
+	vf acc = VZERO();
+	uint32_t d = 0;
+	for (; d + VL <= hd; d += VL)
+		acc = VFMA(VLOAD(q + d), VLOADH(k + d), acc);
+	if (d < hd)
+		acc = VFMA(VLOADN(q + d, hd - d), VLOADHN(k + d, hd - d), acc);
+	return VHSUM(acc);
+}
+
+static void s_kq_f32(const float *q, const float *k, size_t stride, uint32_t nk, uint32_t hd,
+		     float *sc)
+{
+	for (uint32_t i = 0; i < nk; i++)
+		sc[i] = dot_row(q, k + i * stride, hd);
+}
+
+static void s_kq_f16(const float *q, const gi_f16 *k, size_t stride, uint32_t nk, uint32_t hd,
+		     float *sc)
+{
+	for (uint32_t i = 0; i < nk; i++)
+		sc[i] = dot_row_h(q, k + i * stride, hd);
+}
+
+/* out += sum_i p[i] v_i, one register of out at a time over all keys */
+static void s_pv_f32(float *out, const float *p, const float *v, size_t stride, uint32_t nk,
+		     uint32_t hd)
+{
+	for (uint32_t d = 0; d < hd; d += VL) {
+		uint32_t n = hd - d < VL ? hd - d : VL;
+		vf acc = n == VL ? VLOAD(out + d) : VLOADN(out + d, n);
+		for (uint32_t i = 0; i < nk; i++) {
+			const float *vr = v + i * stride + d;
+			acc = VFMA(VSET1(p[i]), n == VL ? VLOAD(vr) : VLOADN(vr, n), acc);
+		}
+		if (n == VL)
+			VSTORE(out + d, acc);
+		else
+			VSTOREN(out + d, acc, n);
 	}
-	for (; i + VL <= n; i += VL)
-		acc0 = VFMA(VLOAD(a + i), VLOADH(b + i), acc0);
-	if (i < n)
-		acc1 = VFMA(load_part(a + i, n - i), load_part_h(b + i, n - i), acc1);
-	return VHSUM(VADD(acc0, acc1));
 }
 
-static void s_axpy_f32(float *y, float a, const float *x, size_t n)
+static void s_pv_f16(float *out, const float *p, const gi_f16 *v, size_t stride, uint32_t nk,
+		     uint32_t hd)
 {
-	vf va = VSET1(a);
-	size_t i = 0;
-	for (; i + VL <= n; i += VL)
-		VSTORE(y + i, VFMA(va, VLOAD(x + i), VLOAD(y + i)));
-	if (i < n)
-		store_part(y + i, VFMA(va, load_part(x + i, n - i), load_part(y + i, n - i)), n - i);
-}
-
-static void s_axpy_f16(float *y, float a, const gi_f16 *x, size_t n)
-{
-	vf va = VSET1(a);
-	size_t i = 0;
-	for (; i + VL <= n; i += VL)
-		VSTORE(y + i, VFMA(va, VLOADH(x + i), VLOAD(y + i)));
-	if (i < n)
-		store_part(y + i, VFMA(va, load_part_h(x + i, n - i), load_part(y + i, n - i)),
-			   n - i);
+	for (uint32_t d = 0; d < hd; d += VL) {
+		uint32_t n = hd - d < VL ? hd - d : VL;
+		vf acc = n == VL ? VLOAD(out + d) : VLOADN(out + d, n);
+		for (uint32_t i = 0; i < nk; i++) {
+			const gi_f16 *vr = v + i * stride + d;
+			acc = VFMA(VSET1(p[i]), n == VL ? VLOADH(vr) : VLOADHN(vr, n), acc);
+		}
+		if (n == VL)
+			VSTORE(out + d, acc);
+		else
+			VSTOREN(out + d, acc, n);
+	}
 }
 
 static void s_scale(float *y, float a, size_t n)
@@ -114,7 +131,7 @@ static void s_scale(float *y, float a, size_t n)
 	for (; i + VL <= n; i += VL)
 		VSTORE(y + i, VMUL(va, VLOAD(y + i)));
 	if (i < n)
-		store_part(y + i, VMUL(va, load_part(y + i, n - i)), n - i);
+		VSTOREN(y + i, VMUL(va, VLOADN(y + i, n - i)), n - i);
 }
 
 static void s_add(float *y, const float *x, size_t n)
@@ -123,7 +140,7 @@ static void s_add(float *y, const float *x, size_t n)
 	for (; i + VL <= n; i += VL)
 		VSTORE(y + i, VADD(VLOAD(y + i), VLOAD(x + i)));
 	if (i < n)
-		store_part(y + i, VADD(load_part(y + i, n - i), load_part(x + i, n - i)), n - i);
+		VSTOREN(y + i, VADD(VLOADN(y + i, n - i), VLOADN(x + i, n - i)), n - i);
 }
 
 static void s_rmsnorm(const float *x, const float *w, float *y, size_t n, float eps)
@@ -134,7 +151,7 @@ static void s_rmsnorm(const float *x, const float *w, float *y, size_t n, float 
 	for (; i + VL <= n; i += VL)
 		VSTORE(y + i, VMUL(VMUL(VLOAD(x + i), r), VLOAD(w + i)));
 	if (i < n)
-		store_part(y + i, VMUL(VMUL(load_part(x + i, n - i), r), load_part(w + i, n - i)),
+		VSTOREN(y + i, VMUL(VMUL(VLOADN(x + i, n - i), r), VLOADN(w + i, n - i)),
 			   n - i);
 }
 
@@ -150,25 +167,27 @@ static void s_silu_mul(const float *a, const float *b, float *y, size_t n)
 	for (; i + VL <= n; i += VL)
 		VSTORE(y + i, silu_mul_v(VLOAD(a + i), VLOAD(b + i)));
 	if (i < n)
-		store_part(y + i, silu_mul_v(load_part(a + i, n - i), load_part(b + i, n - i)),
+		VSTOREN(y + i, silu_mul_v(VLOADN(a + i, n - i), VLOADN(b + i, n - i)),
 			   n - i);
 }
 
-static float s_exp_sum(float *s, size_t n, float m)
+static float s_exp_sum(const float *s, float *e, size_t n, float m)
 {
 	vf vm = VSET1(m), sum = VZERO();
 	size_t i = 0;
 	for (; i + VL <= n; i += VL) {
-		vf e = vexp(VSUB(VLOAD(s + i), vm));
-		VSTORE(s + i, e);
-		sum = VADD(sum, e);
+		vf x = vexp(VSUB(VLOAD(s + i), vm));
+		VSTORE(e + i, x);
+		sum = VADD(sum, x);
 	}
-	float tail = 0;
-	for (; i < n; i++) {
-		s[i] = expf(s[i] - m);
-		tail += s[i];
+	if (i < n) {
+		/* the zero lanes of a partial load would add exp(-m): store the
+		 * tail and sum it from memory */
+		vf x = vexp(VSUB(VLOADN(s + i, n - i), vm));
+		VSTOREN(e + i, x, n - i);
+		sum = VADD(sum, VLOADN(e + i, n - i));
 	}
-	return VHSUM(sum) + tail;
+	return VHSUM(sum);
 }
 
 static void s_to_f16(const float *x, gi_f16 *y, size_t n)
@@ -180,16 +199,30 @@ static void s_to_f16(const float *x, gi_f16 *y, size_t n)
 		y[i] = gi_f32_to_f16(x[i]);
 }
 
+static void s_round_f16(float *x, size_t n)
+{
+	gi_f16 h[VL];
+	size_t i = 0;
+	for (; i + VL <= n; i += VL) {
+		VSTOREH(h, VLOAD(x + i));
+		VSTORE(x + i, VLOADH(h));
+	}
+	for (; i < n; i++)
+		x[i] = gi_f16_to_f32(gi_f32_to_f16(x[i]));
+}
+
 const struct cpu_ops OPS_TABLE = {
 	.name = OPS_NAME,
 	.dot_f32 = s_dot_f32,
-	.dot_f16 = s_dot_f16,
-	.axpy_f32 = s_axpy_f32,
-	.axpy_f16 = s_axpy_f16,
+	.kq_f32 = s_kq_f32,
+	.kq_f16 = s_kq_f16,
+	.pv_f32 = s_pv_f32,
+	.pv_f16 = s_pv_f16,
 	.scale = s_scale,
 	.add = s_add,
 	.rmsnorm = s_rmsnorm,
 	.silu_mul = s_silu_mul,
 	.exp_sum = s_exp_sum,
 	.to_f16 = s_to_f16,
+	.round_f16 = s_round_f16,
 };
