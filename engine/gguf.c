@@ -276,7 +276,7 @@ static int rd_array(struct cursor *c, struct gguf_kv *kv, const char *what)
 			    what, (unsigned long long)n);
 	kv->v.arr.strs = strs;
 	for (uint64_t i = 0; i < n; i++) {
-		char ewhat[320];
+		char ewhat[352];
 		snprintf(ewhat, sizeof(ewhat), "%s element %llu", what, (unsigned long long)i);
 		if ((r = rd_str(c, &strs[i], ewhat)) < 0)
 			return r;

@@ -6,6 +6,7 @@
  * time: memory stays small whatever the model size, and the output is a
  * function of the options and the seed only. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ struct config {
 	const char *out;
 	const char *name;
 	uint64_t seed;
+	bool vocab_set; /* --vocab-size given (else a --vocab file decides) */
 };
 
 /* ---- weight types ------------------------------------------------------------- */
@@ -233,8 +235,8 @@ out:
 	return r;
 }
 
-/* Opens the --vocab file; C->vocab becomes its number of tokens (it must
- * match a --vocab-size given too). */
+/* Opens the --vocab file; C->vocab becomes its number of tokens (which must
+ * match --vocab-size if that was given too). */
 static int open_vocab(struct config *c, struct gguf **ret)
 {
 	char err[512];
@@ -255,7 +257,7 @@ static int open_vocab(struct config *c, struct gguf **ret)
 		gguf_close(g);
 		return r;
 	}
-	if (c->vocab && c->vocab != tokens->v.arr.n) {
+	if (c->vocab_set && c->vocab != tokens->v.arr.n) {
 		fprintf(stderr, "gi-mkmodel: --vocab-size %u, but %s has %llu tokens\n", c->vocab,
 			c->vocab_path, (unsigned long long)tokens->v.arr.n);
 		gguf_close(g);
@@ -436,10 +438,10 @@ static int set_preset(struct config *c, const char *name)
 {
 	if (strcmp(name, "small") == 0)
 		*c = (struct config){ 256, 2, 8, 4, 768, 512, 512, c->type_name, c->vocab_path,
-				      c->out, c->name, c->seed };
+				      c->out, c->name, c->seed, c->vocab_set };
 	else if (strcmp(name, "tinyllama") == 0)
 		*c = (struct config){ 2048, 22, 32, 4, 5632, 2048, 32000, c->type_name,
-				      c->vocab_path, c->out, c->name, c->seed };
+				      c->vocab_path, c->out, c->name, c->seed, c->vocab_set };
 	else {
 		fprintf(stderr, "gi-mkmodel: --preset: unknown preset '%s' (small, tinyllama)\n", name);
 		return -EINVAL;
@@ -471,7 +473,10 @@ static int parse_args(int argc, char **argv, struct config *c)
 		else if (strcmp(o, "--kv-heads") == 0) field = &c->kv_heads;
 		else if (strcmp(o, "--ffn") == 0) field = &c->ffn;
 		else if (strcmp(o, "--ctx") == 0) field = &c->ctx;
-		else if (strcmp(o, "--vocab-size") == 0) field = &c->vocab;
+		else if (strcmp(o, "--vocab-size") == 0) {
+			field = &c->vocab;
+			c->vocab_set = true;
+		}
 		else if (strcmp(o, "--vocab") == 0) c->vocab_path = v;
 		else if (strcmp(o, "--type") == 0) c->type_name = v;
 		else if (strcmp(o, "--out") == 0) c->out = v;
