@@ -1,0 +1,203 @@
+/* gid end to end: a real daemon on a temporary socket serving
+ * stories260K to real client processes (golden greedy outputs, seeded
+ * sampling, concurrency, stats, errors as events). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/engine/golden.h"
+#include "tests/integration/gidt.h"
+#include "tests/t_util.h"
+
+#define N_GOLDEN_MAX 8
+
+static struct t_golden_case golden[N_GOLDEN_MAX];
+static int n_golden;
+static struct gidt_daemon dmn;
+
+static void load_golden(void)
+{
+	n_golden = t_golden_load(t_shared("golden/stories260K_greedy.json"), golden, N_GOLDEN_MAX);
+	ck_assert_int_ge(n_golden, 4);
+}
+
+static void start(const char *const *extra)
+{
+	int r = gidt_start(&dmn, extra);
+	if (r < 0)
+		gidt_dump_log(&dmn);
+	ck_assert_msg(r == 0, "gid did not start: %s", strerror(-r));
+}
+
+static void stop(void)
+{
+	int st = gidt_stop(&dmn, SIGTERM, 10000);
+	if (st != 0)
+		gidt_dump_log(&dmn);
+	ck_assert_msg(st == 0, "gid exit status %d", st);
+}
+
+/* Runs golden case G greedily on C; 0 if ids match exactly. */
+static int check_golden(struct gidt_conn *c, int g, struct gidt_result *res)
+{
+	struct gidt_params p = { .prompt = golden[g].prompt, .max_tokens = golden[g].n_output };
+	int r = gidt_run(c, &p, res, 30000);
+	if (r < 0)
+		return r;
+	if (res->kind != GI_CQE_DONE || res->result != GI_FINISH_LENGTH)
+		return -EBADMSG;
+	if (res->n_ids != golden[g].n_output || res->n_prompt != golden[g].n_prompt)
+		return -EBADMSG;
+	return memcmp(res->ids, golden[g].output_ids, golden[g].n_output * sizeof(int32_t)) ? -EBADMSG : 0;
+}
+
+START_TEST(one_client_golden)
+{
+	load_golden();
+	start(NULL);
+	struct gidt_conn c;
+	ck_assert_int_eq(gidt_connect(&c, dmn.sock), 0);
+	static struct gidt_result res;
+	for (int g = 0; g < n_golden; g++) {
+		int r = check_golden(&c, g, &res);
+		ck_assert_msg(r == 0, "case %d: %s (kind %d result %d, %u ids, %u prompt): %s", g, strerror(-r),
+			      res.kind, res.result, res.n_ids, res.n_prompt, res.reason);
+	}
+	/* The text of the first case, as llama.cpp printed it. */
+	struct gidt_params p = { .prompt = golden[0].prompt, .max_tokens = golden[0].n_output };
+	ck_assert_int_eq(gidt_run(&c, &p, &res, 30000), 0);
+	ck_assert_str_eq(res.text, ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw");
+	gidt_close(&c);
+	stop();
+}
+END_TEST
+
+/* Child: runs every golden case on its own session, then a seeded sampled
+ * request whose ids it writes to FD. Exit 0 if all golden cases matched. */
+static int golden_child(int i, int fd)
+{
+	struct gidt_conn c;
+	if (gidt_connect(&c, dmn.sock) < 0)
+		return 2;
+	static struct gidt_result res;
+	int g = i % n_golden;
+	for (int k = 0; k < 2; k++, g = (g + 1) % n_golden)
+		if (check_golden(&c, g, &res) < 0) {
+			fprintf(stderr, "child %d case %d: kind %d result %d n_ids %u %s\n", i, g, res.kind,
+				res.result, res.n_ids, res.reason);
+			return 1;
+		}
+	struct gidt_params p = { .prompt = "Once upon a time", .max_tokens = 24, .temperature = 0.9f,
+				 .top_k = 40, .top_p = 0.95f, .seed = (uint32_t)(1000 + i % 2) };
+	if (gidt_run(&c, &p, &res, 30000) < 0 || res.kind != GI_CQE_DONE)
+		return 3;
+	ssize_t w = write(fd, &res.n_ids, sizeof(res.n_ids));
+	w += write(fd, res.ids, res.n_ids * sizeof(int32_t));
+	gidt_close(&c);
+	return w > 0 ? 0 : 4;
+}
+
+START_TEST(clients_32_golden_and_seeded)
+{
+	load_golden();
+	start((const char *const[]){ "--max-running", "32", NULL });
+	enum { N = 32 };
+	int fds[N][2];
+	pid_t pids[N];
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(pipe(fds[i]), 0);
+		pids[i] = fork();
+		ck_assert_int_ge(pids[i], 0);
+		if (pids[i] == 0) {
+			close(fds[i][0]);
+			_exit(golden_child(i, fds[i][1]));
+		}
+		close(fds[i][1]);
+	}
+	static int32_t ids[N][64];
+	uint32_t n_ids[N] = { 0 };
+	int failed = 0;
+	for (int i = 0; i < N; i++) {
+		ssize_t r = read(fds[i][0], &n_ids[i], sizeof(n_ids[i]));
+		if (r == sizeof(n_ids[i]) && n_ids[i] <= 64)
+			r = read(fds[i][0], ids[i], n_ids[i] * sizeof(int32_t));
+		close(fds[i][0]);
+		int st;
+		waitpid(pids[i], &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			fprintf(stderr, "client %d: status %d\n", i, st);
+			failed++;
+		}
+	}
+	if (failed)
+		gidt_dump_log(&dmn);
+	ck_assert_int_eq(failed, 0);
+	/* Same seed, same request, same tokens; the two seeds differ. */
+	for (int i = 2; i < N; i++) {
+		ck_assert_uint_eq(n_ids[i], n_ids[i % 2]);
+		ck_assert_int_eq(memcmp(ids[i], ids[i % 2], n_ids[i] * sizeof(int32_t)), 0);
+	}
+	ck_assert_msg(n_ids[0] != n_ids[1] || memcmp(ids[0], ids[1], n_ids[0] * sizeof(int32_t)),
+		      "different seeds gave identical samples");
+	static char js[65536];
+	ck_assert_int_gt(gidt_stats(dmn.sock, js, sizeof(js)), 0);
+	ck_assert_int_ge(gidt_json_num(js, "requests_total"), N * 3);
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "sessions", 0, 5000), 0);
+	stop();
+}
+END_TEST
+
+START_TEST(errors_are_events)
+{
+	load_golden();
+	start((const char *const[]){ "--ctx", "256", NULL });
+	struct gidt_conn c;
+	ck_assert_int_eq(gidt_connect(&c, dmn.sock), 0);
+	static struct gidt_result res;
+	/* A prompt longer than the context. */
+	static char longp[4096];
+	for (int i = 0; i < 400; i++)
+		memcpy(longp + 5 * i, "Lily ", 5);
+	struct gidt_params p = { .prompt = longp, .max_tokens = 4 };
+	ck_assert_int_eq(gidt_run(&c, &p, &res, 10000), 0);
+	ck_assert_int_eq(res.kind, GI_CQE_ERROR);
+	ck_assert_int_eq(res.result, -E2BIG);
+	/* Bad parameters: a token id beyond the vocabulary. */
+	int32_t bad[2] = { 1, 100000 };
+	p = (struct gidt_params){ .ids = bad, .n_ids = 2, .max_tokens = 4 };
+	ck_assert_int_eq(gidt_run(&c, &p, &res, 10000), 0);
+	ck_assert_int_eq(res.kind, GI_CQE_ERROR);
+	ck_assert_int_eq(res.result, -EINVAL);
+	/* The session goes on: a golden case still matches. */
+	ck_assert_int_eq(check_golden(&c, 0, &res), 0);
+	/* Token-id prompt gives the same output as the text. */
+	p = (struct gidt_params){ .ids = golden[0].prompt_ids, .n_ids = golden[0].n_prompt,
+				  .max_tokens = golden[0].n_output };
+	ck_assert_int_eq(gidt_run(&c, &p, &res, 10000), 0);
+	ck_assert_int_eq(memcmp(res.ids, golden[0].output_ids, golden[0].n_output * 4), 0);
+	/* A stop string ends the request and is not in the text. */
+	p = (struct gidt_params){ .prompt = golden[0].prompt, .max_tokens = 32, .stop = "Lily" };
+	ck_assert_int_eq(gidt_run(&c, &p, &res, 10000), 0);
+	ck_assert_int_eq(res.kind, GI_CQE_DONE);
+	ck_assert_int_eq(res.result, GI_FINISH_STOP);
+	ck_assert_str_eq(res.text, ", there was a little girl named ");
+	gidt_close(&c);
+	stop();
+}
+END_TEST
+
+Suite *t_suite(void)
+{
+	Suite *s = suite_create("gid");
+	TCase *tc = tcase_create("golden");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, one_client_golden);
+	tcase_add_test(tc, clients_32_golden_and_seeded);
+	tcase_add_test(tc, errors_are_events);
+	suite_add_tcase(s, tc);
+	return s;
+}
