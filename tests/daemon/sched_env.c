@@ -1,0 +1,129 @@
+/* Scheduler test harness (see sched_env.h). */
+#include "tests/daemon/sched_env.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/t_util.h"
+
+static bool ev_can_emit(void *ctx, uint64_t session)
+{
+	struct t_sched_env *e = ctx;
+	return !(session < 16 && e->blocked[session]);
+}
+
+static void ev_token(void *ctx, uint64_t ud, uint64_t session, int32_t token, const char *text,
+		     uint32_t len, float logprob)
+{
+	struct t_sched_env *e = ctx;
+	ck_assert_uint_lt(ud, T_SCHED_MAX_REC);
+	struct t_sched_rec *r = &e->rec[ud];
+	ck_assert(!r->done);
+	ck_assert_uint_eq(r->session, session);
+	if (session < 16 && e->blocked[session])
+		e->emits_while_blocked++;
+	if (r->n_ids == 0)
+		r->first_token_step = e->steps;
+	if (r->n_ids < sizeof(r->ids) / sizeof(r->ids[0]))
+		r->ids[r->n_ids++] = token;
+	ck_assert(logprob <= 0.0f);
+	ck_assert_uint_lt(r->n_text + len, T_SCHED_TEXT);
+	memcpy(r->text + r->n_text, text, len);
+	r->n_text += len;
+}
+
+static void ev_done(void *ctx, uint64_t ud, uint64_t session, const struct sched_done *d)
+{
+	struct t_sched_env *e = ctx;
+	struct t_sched_rec *r = &e->rec[ud];
+	ck_assert(!r->done);
+	r->done = true;
+	r->d = *d;
+	r->done_step = e->steps;
+	ck_assert_uint_lt(r->n_text + d->text_len, T_SCHED_TEXT);
+	memcpy(r->text + r->n_text, d->text, d->text_len);
+	r->n_text += d->text_len;
+	r->d.text = NULL;
+}
+
+static void ev_error(void *ctx, uint64_t ud, uint64_t session, int err, const char *msg)
+{
+	struct t_sched_env *e = ctx;
+	struct t_sched_rec *r = &e->rec[ud];
+	ck_assert(!r->done);
+	r->done = r->failed = true;
+	r->err = err;
+}
+
+static const struct sched_events t_events = {
+	.can_emit = ev_can_emit, .on_token = ev_token, .on_done = ev_done, .on_error = ev_error,
+};
+
+struct t_sched_env *t_sched_env_new(uint32_t n_blocks, struct sched_opts *o)
+{
+	struct t_sched_env *e = calloc(1, sizeof(*e));
+	ck_assert_ptr_nonnull(e);
+	e->n_golden = t_golden_load(t_shared("golden/stories260K_greedy.json"), e->golden, 8);
+	ck_assert_int_eq(e->n_golden, 4);
+	struct model_opts mo = { .size = sizeof(mo), .n_threads = 1, .max_batch_tokens = 512,
+				 .max_seqs = 256 };
+	char err[256];
+	int r = model_load(t_shared("models/stories260K.gguf"), &mo, &e->m, err, sizeof(err));
+	ck_assert_msg(r == 0, "model_load: %s", err);
+	ck_assert_int_eq(kv_cache_create(e->m, n_blocks, &e->kv), 0);
+	struct sched_opts def = { .size = sizeof(def) };
+	if (!o)
+		o = &def;
+	o->ev = &t_events;
+	o->ev_ctx = e;
+	r = sched_create(e->m, e->kv, o, &e->s, err, sizeof(err));
+	ck_assert_msg(r == 0, "sched_create: %s", err);
+	return e;
+}
+
+void t_sched_env_free(struct t_sched_env *e)
+{
+	sched_free(e->s);
+	kv_cache_free(e->kv);
+	model_free(e->m);
+	free(e);
+}
+
+struct sched_req_params t_sched_params(const int32_t *prompt, uint32_t n, uint32_t max_tokens)
+{
+	struct sched_req_params p = { .size = sizeof(p), .prompt = prompt, .n_prompt = n,
+				      .max_tokens = max_tokens };
+	sampler_params_default(&p.sampling);
+	p.sampling.temperature = 0; /* greedy */
+	return p;
+}
+
+uint64_t t_sched_submit(struct t_sched_env *e, const struct sched_req_params *p, const char *tenant,
+			uint64_t session, uint32_t idx)
+{
+	char err[256];
+	uint64_t id = 0;
+	e->rec[idx].session = session;
+	int r = sched_submit(e->s, p, tenant ? tenant : "default", session, idx, &id, err, sizeof(err));
+	ck_assert_msg(r == 0, "sched_submit: %d %s", r, err);
+	return id;
+}
+
+int t_sched_step(struct t_sched_env *e)
+{
+	e->steps++;
+	int r = sched_step(e->s);
+	ck_assert_int_ge(r, 0);
+	return r;
+}
+
+uint64_t t_sched_run(struct t_sched_env *e, uint64_t max)
+{
+	uint64_t n = 0;
+	while (!sched_idle(e->s) && n < max) {
+		t_sched_step(e);
+		n++;
+	}
+	return n;
+}

@@ -1,0 +1,478 @@
+/* Scheduler on the real stories260K engine: golden outputs under batching,
+ * prefix caching, preemption, cancellation, fairness bound, deadlines, stop
+ * strings, back-pressure, errors, tenant reload, scale. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/sched.h"
+#include "tests/daemon/sched_env.h"
+#include "tests/t_util.h"
+
+static void check_golden(const struct t_sched_env *e, uint32_t idx, const struct t_golden_case *g)
+{
+	const struct t_sched_rec *r = &e->rec[idx];
+	ck_assert_msg(r->done && !r->failed, "request %u not done (failed %d, err %d)", idx, r->failed, r->err);
+	ck_assert_int_eq(r->d.reason, SCHED_FINISH_LENGTH);
+	ck_assert_uint_eq(r->n_ids, g->n_output);
+	ck_assert_uint_eq(r->d.n_generated, g->n_output);
+	for (uint32_t i = 0; i < g->n_output; i++)
+		ck_assert_msg(r->ids[i] == g->output_ids[i], "prompt \"%.30s\" token %u: %d, want %d",
+			      g->prompt, i, r->ids[i], g->output_ids[i]);
+}
+
+static void check_baseline(struct t_sched_env *e)
+{
+	struct sched_stats st;
+	sched_get_stats(e->s, &st);
+	ck_assert_uint_eq(st.requests_running, 0);
+	ck_assert_uint_eq(st.requests_waiting, 0);
+	ck_assert_uint_eq(st.kv_blocks_used, 0);
+	ck_assert(sched_idle(e->s));
+	for (uint32_t i = 0; i < st.n_tenants; i++)
+		ck_assert_uint_eq(st.tenants[i].kv_blocks, 0);
+}
+
+START_TEST(golden_together)
+{
+	struct t_sched_env *e = t_sched_env_new(256, NULL);
+	for (int i = 0; i < e->n_golden; i++) {
+		struct sched_req_params p = t_sched_params(e->golden[i].prompt_ids, e->golden[i].n_prompt, 32);
+		t_sched_submit(e, &p, NULL, 1, (uint32_t)i);
+	}
+	t_sched_run(e, 1000);
+	for (int i = 0; i < e->n_golden; i++)
+		check_golden(e, (uint32_t)i, &e->golden[i]);
+	/* The streamed text of the first case is the golden text. */
+	e->rec[0].text[e->rec[0].n_text] = 0;
+	ck_assert_str_eq(e->rec[0].text, ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw");
+	struct sched_stats st;
+	sched_get_stats(e->s, &st);
+	ck_assert_uint_eq(st.tokens_generated, 4 * 32);
+	ck_assert_uint_eq(st.preemptions, 0);
+	check_baseline(e);
+	t_sched_env_free(e);
+}
+END_TEST
+
+START_TEST(prefix_cache)
+{
+	struct t_sched_env *e = t_sched_env_new(256, NULL);
+	const struct t_golden_case *g = &e->golden[3];
+	ck_assert_uint_ge(g->n_prompt, 200);
+	int32_t b[240];
+	memcpy(b, g->prompt_ids, 200 * sizeof(int32_t));
+	for (int i = 0; i < 20; i++)
+		b[200 + i] = e->golden[2].prompt_ids[1 + i];
+
+	struct sched_req_params pa = t_sched_params(g->prompt_ids, g->n_prompt, 32);
+	t_sched_submit(e, &pa, NULL, 1, 0);
+	t_sched_run(e, 1000);
+	check_golden(e, 0, g);
+	struct sched_stats st0;
+	sched_get_stats(e->s, &st0);
+	ck_assert_uint_eq(st0.prefix_hit_tokens, 0);
+	ck_assert_uint_gt(st0.kv_blocks_cached, 12);
+
+	struct sched_req_params pb = t_sched_params(b, 220, 24);
+	t_sched_submit(e, &pb, NULL, 1, 1);
+	t_sched_run(e, 1000);
+	struct sched_stats st1;
+	sched_get_stats(e->s, &st1);
+	/* 200 shared tokens: 12 full blocks (192 tokens) come from the cache. */
+	ck_assert_uint_eq(st1.prefix_hit_tokens, 192);
+	ck_assert_uint_eq(e->rec[1].d.n_cached, 192);
+	ck_assert_uint_eq(st1.tokens_prefilled - st0.tokens_prefilled, 220 - 192);
+	check_baseline(e);
+
+	/* The same request without a cache gives the same tokens. */
+	struct t_sched_env *f = t_sched_env_new(256, NULL);
+	t_sched_submit(f, &pb, NULL, 1, 1);
+	t_sched_run(f, 1000);
+	ck_assert(f->rec[1].done && !f->rec[1].failed);
+	ck_assert_uint_eq(f->rec[1].n_ids, 24);
+	ck_assert_uint_eq(e->rec[1].n_ids, 24);
+	ck_assert_mem_eq(f->rec[1].ids, e->rec[1].ids, 24 * sizeof(int32_t));
+	sched_get_stats(f->s, &st1);
+	ck_assert_uint_eq(st1.prefix_hit_tokens, 0);
+	t_sched_env_free(f);
+	t_sched_env_free(e);
+}
+END_TEST
+
+START_TEST(preempt_tiny_pool)
+{
+	/* 20 blocks = 320 tokens: the four cases need 26 blocks at their ends. */
+	struct sched_opts o = { .size = sizeof(o), .max_batch_tokens = 64, .max_running = 8 };
+	struct t_sched_env *e = t_sched_env_new(20, &o);
+	for (int i = 0; i < e->n_golden; i++) {
+		struct sched_req_params p = t_sched_params(e->golden[i].prompt_ids, e->golden[i].n_prompt, 32);
+		t_sched_submit(e, &p, NULL, (uint64_t)i, (uint32_t)i);
+	}
+	/* Sampled (seeded) requests must also come out the same after recompute. */
+	struct sched_req_params ps = t_sched_params(e->golden[2].prompt_ids, e->golden[2].n_prompt, 40);
+	ps.sampling.temperature = 0.9f;
+	ps.sampling.seed = 1234;
+	t_sched_submit(e, &ps, NULL, 5, 5);
+	t_sched_run(e, 5000);
+	struct sched_stats st;
+	sched_get_stats(e->s, &st);
+	ck_assert_uint_gt(st.preemptions, 0);
+	fprintf(stderr, "preempt_tiny_pool: %llu preemptions\n", (unsigned long long)st.preemptions);
+	for (int i = 0; i < e->n_golden; i++)
+		check_golden(e, (uint32_t)i, &e->golden[i]);
+	ck_assert(e->rec[5].done && !e->rec[5].failed);
+	check_baseline(e);
+
+	struct t_sched_env *f = t_sched_env_new(256, NULL);
+	t_sched_submit(f, &ps, NULL, 5, 5);
+	t_sched_run(f, 1000);
+	ck_assert_uint_eq(f->rec[5].n_ids, e->rec[5].n_ids);
+	ck_assert_mem_eq(f->rec[5].ids, e->rec[5].ids, f->rec[5].n_ids * sizeof(int32_t));
+	t_sched_env_free(f);
+	t_sched_env_free(e);
+}
+END_TEST
+
+START_TEST(cancel_frees)
+{
+	struct t_sched_env *e = t_sched_env_new(256, NULL);
+	uint64_t id[4];
+	for (int i = 0; i < 4; i++) {
+		struct sched_req_params p = t_sched_params(e->golden[i].prompt_ids, e->golden[i].n_prompt, 0);
+		id[i] = t_sched_submit(e, &p, NULL, i < 2 ? 7 : 8, (uint32_t)i);
+	}
+	for (int k = 0; k < 5; k++)
+		t_sched_step(e);
+	struct sched_stats st;
+	sched_get_stats(e->s, &st);
+	ck_assert_uint_gt(st.kv_blocks_used, 0);
+	ck_assert_int_eq(sched_cancel(e->s, id[0]), 0);
+	ck_assert_uint_eq(sched_cancel_session(e->s, 8), 2);
+	t_sched_step(e);
+	ck_assert(e->rec[0].done && e->rec[2].done && e->rec[3].done);
+	ck_assert(!e->rec[1].done);
+	ck_assert_int_eq(e->rec[0].d.reason, SCHED_FINISH_CANCEL);
+	ck_assert_int_eq(e->rec[3].d.reason, SCHED_FINISH_CANCEL);
+	ck_assert_int_eq(sched_cancel(e->s, id[0]), -ENOENT);
+	ck_assert_uint_eq(sched_cancel_session(e->s, 7), 1);
+	ck_assert(!sched_idle(e->s));
+	t_sched_step(e);
+	ck_assert(e->rec[1].done);
+	check_baseline(e);
+	t_sched_env_free(e);
+}
+END_TEST
+
+/* Tenant A queues 100 distinct long prompts; B sends one. B's first token
+ * must arrive within the bound documented in sched.h. */
+static void fairness(uint32_t weight_b)
+{
+	const uint32_t M = 64, R = 4;
+	struct tenant_table tt;
+	tenant_table_init_default(&tt);
+	tenant_policy_init(&tt.t[1], "A");
+	tenant_policy_init(&tt.t[2], "B");
+	tt.t[1].match = TENANT_MATCH_UID;
+	tt.t[1].uid = 1;
+	tt.t[2].match = TENANT_MATCH_UID;
+	tt.t[2].uid = 2;
+	tt.t[2].weight = weight_b;
+	tt.n = 3;
+	struct sched_opts o = { .size = sizeof(o), .max_batch_tokens = M, .max_running = R,
+				.tenants = &tt, .ctx = 512 };
+	struct t_sched_env *e = t_sched_env_new(512, &o);
+	const struct t_golden_case *g = &e->golden[3];
+	static int32_t pa[100][256];
+	for (int i = 0; i < 100; i++) {
+		memcpy(pa[i], g->prompt_ids, g->n_prompt * sizeof(int32_t));
+		pa[i][1] = 3 + i; /* no two share a block */
+		struct sched_req_params p = t_sched_params(pa[i], g->n_prompt, 32);
+		t_sched_submit(e, &p, "A", 1, (uint32_t)i);
+	}
+	/* A's running sequences are still prefilling when B arrives. */
+	for (int k = 0; k < 3; k++)
+		t_sched_step(e);
+	int32_t pb[256];
+	memcpy(pb, g->prompt_ids, g->n_prompt * sizeof(int32_t));
+	pb[1] = 200;
+	uint32_t P = g->n_prompt;
+	struct sched_req_params p = t_sched_params(pb, P, 4);
+	uint64_t submitted = e->steps;
+	t_sched_submit(e, &p, "B", 2, 500);
+	uint32_t share = (M - R) * weight_b / (1 + weight_b);
+	uint64_t bound = 1 + (P + share - 1) / share;
+	while (!e->rec[500].n_ids && e->steps - submitted < 100)
+		t_sched_step(e);
+	ck_assert_msg(e->rec[500].n_ids > 0, "B starved");
+	ck_assert_msg(e->rec[500].first_token_step - submitted <= bound,
+		      "B's first token after %llu steps, bound %llu",
+		      (unsigned long long)(e->rec[500].first_token_step - submitted),
+		      (unsigned long long)bound);
+	fprintf(stderr, "fairness: weight A 1, B %u: B's first token %llu steps after submit (bound %llu)\n",
+		weight_b, (unsigned long long)(e->rec[500].first_token_step - submitted),
+		(unsigned long long)bound);
+	/* A keeps going meanwhile. */
+	struct sched_stats st;
+	sched_get_stats(e->s, &st);
+	ck_assert_uint_gt(st.tenants[1].tokens_generated, 0);
+	ck_assert_uint_eq(sched_cancel_session(e->s, 1), 100 - (uint32_t)st.tenants[1].requests_done);
+	t_sched_run(e, 100);
+	check_baseline(e);
+	t_sched_env_free(e);
+}
+
+START_TEST(fairness_bound)
+{
+	fairness(1);
+	fairness(3);
+}
+END_TEST
+
+START_TEST(deadline)
+{
+	struct t_sched_env *e = t_sched_env_new(256, NULL);
+	const struct t_golden_case *g = &e->golden[0];
+	struct sched_req_params p = t_sched_params(g->prompt_ids, g->n_prompt, 0);
+	p.deadline_us = sched_now_us() - 1;
+	t_sched_submit(e, &p, NULL, 1, 0);
+	p.deadline_us = sched_now_us() + 30000;
+	t_sched_submit(e, &p, NULL, 1, 1);
+	t_sched_step(e);
+	ck_assert_uint_eq(sched_next_wakeup_us(e->s), p.deadline_us);
+	ck_assert(e->rec[0].done);
+	ck_assert_int_eq(e->rec[0].d.reason, SCHED_FINISH_DEADLINE);
+	ck_assert_uint_eq(e->rec[0].n_ids, 0);
+	struct timespec ts = { 0, 3000000 };
+	for (int k = 0; k < 200 && !e->rec[1].done; k++) {
+		t_sched_step(e);
+		nanosleep(&ts, NULL);
+	}
+	ck_assert(e->rec[1].done);
+	ck_assert_int_eq(e->rec[1].d.reason, SCHED_FINISH_DEADLINE);
+	ck_assert_uint_gt(e->rec[1].n_ids, 0);
+	ck_assert_uint_lt(e->rec[1].n_ids, 200);
+	check_baseline(e);
+	t_sched_env_free(e);
+}
+END_TEST
+
+static const struct {
+	const char *stop[3];
+	const char *want;
+	enum sched_finish reason;
+} stop_cases[] = {
+	{ { "Lily" }, ", there was a little girl named ", SCHED_FINISH_STOP },
+	{ { "girl na" }, ", there was a little ", SCHED_FINISH_STOP },
+	{ { "park", "named L", "zzz" }, ", there was a little girl ", SCHED_FINISH_STOP },
+	{ { ", there" }, "", SCHED_FINISH_STOP },
+	{ { "dragon" }, ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw",
+	  SCHED_FINISH_LENGTH },
+};
+
+START_TEST(stop_strings)
+{
+	struct t_sched_env *e = t_sched_env_new(256, NULL);
+	const struct t_golden_case *g = &e->golden[0];
+	struct sched_req_params p = t_sched_params(g->prompt_ids, g->n_prompt, 32);
+	uint32_t len[3];
+	p.stop = stop_cases[_i].stop;
+	for (p.n_stop = 0; p.n_stop < 3 && stop_cases[_i].stop[p.n_stop]; p.n_stop++)
+		len[p.n_stop] = (uint32_t)strlen(stop_cases[_i].stop[p.n_stop]);
+	p.stop_len = len;
+	t_sched_submit(e, &p, NULL, 1, 0);
+	t_sched_run(e, 1000);
+	struct t_sched_rec *r = &e->rec[0];
+	ck_assert(r->done);
+	r->text[r->n_text] = 0;
+	ck_assert_str_eq(r->text, stop_cases[_i].want);
+	ck_assert_int_eq(r->d.reason, stop_cases[_i].reason);
+	/* Tokens up to the one completing the stop string are reported, and they are golden. */
+	for (uint32_t i = 0; i < r->n_ids; i++)
+		ck_assert_int_eq(r->ids[i], g->output_ids[i]);
+	if (stop_cases[_i].reason == SCHED_FINISH_STOP)
+		ck_assert_uint_lt(r->n_ids, 32);
+	check_baseline(e);
+	t_sched_env_free(e);
+}
+END_TEST
+
+START_TEST(back_pressure)
+{
+	struct t_sched_env *e = t_sched_env_new(256, NULL);
+	for (int i = 0; i < 3; i++) {
+		struct sched_req_params p = t_sched_params(e->golden[i].prompt_ids, e->golden[i].n_prompt, 32);
+		t_sched_submit(e, &p, NULL, i == 0 ? 3 : 4, (uint32_t)i);
+	}
+	e->blocked[3] = true;
+	for (int k = 0; k < 60; k++)
+		t_sched_step(e);
+	/* Session 4 finished while session 3 could not take a single event. */
+	check_golden(e, 1, &e->golden[1]);
+	check_golden(e, 2, &e->golden[2]);
+	ck_assert_uint_eq(e->rec[0].n_ids, 0);
+	ck_assert(!e->rec[0].done);
+	ck_assert_uint_eq(e->emits_while_blocked, 0);
+	ck_assert(!sched_idle(e->s));
+	ck_assert_int_eq(sched_step(e->s), 0); /* nothing runnable: the engine may sleep */
+	e->blocked[3] = false;
+	t_sched_run(e, 1000);
+	check_golden(e, 0, &e->golden[0]);
+	check_baseline(e);
+	t_sched_env_free(e);
+}
+END_TEST
+
+START_TEST(submit_errors)
+{
+	struct tenant_table tt;
+	tenant_table_init_default(&tt);
+	tenant_policy_init(&tt.t[1], "closed");
+	tt.t[1].allowed = false;
+	tt.t[1].match = TENANT_MATCH_UID;
+	tenant_policy_init(&tt.t[2], "small");
+	tt.t[2].match = TENANT_MATCH_UID;
+	tt.t[2].uid = 5;
+	tt.t[2].max_inflight = 2;
+	tt.t[2].max_kv_blocks = 4;
+	tt.n = 3;
+	struct sched_opts o = { .size = sizeof(o), .ctx = 128, .tenants = &tt };
+	struct t_sched_env *e = t_sched_env_new(64, &o);
+	const struct t_golden_case *g = &e->golden[3];
+	char err[256];
+	struct sched_req_params p = t_sched_params(g->prompt_ids, g->n_prompt, 4);
+	ck_assert_int_eq(sched_submit(e->s, &p, "default", 1, 0, NULL, err, sizeof(err)), -E2BIG);
+	ck_assert_ptr_nonnull(strstr(err, "231 tokens"));
+	p = t_sched_params(e->golden[0].prompt_ids, 5, 4);
+	int32_t bad[2] = { 1, 9999 };
+	p.prompt = bad;
+	p.n_prompt = 2;
+	ck_assert_int_eq(sched_submit(e->s, &p, "default", 1, 0, NULL, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "9999"));
+	p = t_sched_params(e->golden[0].prompt_ids, 5, 4);
+	p.n_prompt = 0;
+	ck_assert_int_eq(sched_submit(e->s, &p, "default", 1, 0, NULL, err, sizeof(err)), -EINVAL);
+	p.n_prompt = 5;
+	p.sampling.top_p = -1;
+	ck_assert_int_eq(sched_submit(e->s, &p, "default", 1, 0, NULL, err, sizeof(err)), -EINVAL);
+	p.sampling.top_p = 1;
+	const char *stop[1] = { "" };
+	uint32_t sl[1] = { 0 };
+	p.stop = stop;
+	p.stop_len = sl;
+	p.n_stop = 1;
+	ck_assert_int_eq(sched_submit(e->s, &p, "default", 1, 0, NULL, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "stop[0]"));
+	p.n_stop = 0;
+	ck_assert_int_eq(sched_submit(e->s, &p, "nobody", 1, 0, NULL, err, sizeof(err)), -ENOENT);
+	ck_assert_int_eq(sched_submit(e->s, &p, "closed", 1, 0, NULL, err, sizeof(err)), -EACCES);
+	t_sched_submit(e, &p, "small", 1, 0);
+	t_sched_submit(e, &p, "small", 1, 1);
+	ck_assert_int_eq(sched_submit(e->s, &p, "small", 1, 2, NULL, err, sizeof(err)), -EDQUOT);
+	ck_assert_ptr_nonnull(strstr(err, "max_inflight"));
+	/* A prompt over max_kv_blocks is refused; a sequence outgrowing it fails with an event. */
+	struct sched_req_params big = t_sched_params(g->prompt_ids, 100, 0);
+	t_sched_run(e, 1000);
+	ck_assert(e->rec[0].done && e->rec[1].done);
+	ck_assert_int_eq(sched_submit(e->s, &big, "small", 1, 3, NULL, err, sizeof(err)), -EDQUOT);
+	ck_assert_ptr_nonnull(strstr(err, "max_kv_blocks"));
+	struct sched_req_params grow = t_sched_params(e->golden[2].prompt_ids, 40, 0);
+	t_sched_submit(e, &grow, "small", 1, 4);
+	t_sched_run(e, 1000);
+	ck_assert(e->rec[4].failed);
+	ck_assert_int_eq(e->rec[4].err, -EDQUOT);
+	ck_assert_uint_eq(e->rec[4].n_ids, 64 + 1 - 40); /* positions 0..63 fed, one more sampled */
+	check_baseline(e);
+
+	/* Shutdown: new submits refused, running requests end after the grace. */
+	p = t_sched_params(e->golden[0].prompt_ids, 5, 0);
+	t_sched_submit(e, &p, NULL, 1, 5);
+	t_sched_submit(e, &p, NULL, 1, 6);
+	t_sched_step(e);
+	ck_assert_uint_gt(e->rec[5].n_ids, 0);
+	sched_shutdown(e->s, 0);
+	ck_assert_int_eq(sched_submit(e->s, &p, "default", 1, 7, NULL, err, sizeof(err)), -ESHUTDOWN);
+	t_sched_step(e);
+	ck_assert(e->rec[5].done && e->rec[6].done);
+	ck_assert_int_eq(e->rec[5].d.reason, SCHED_FINISH_SHUTDOWN);
+	check_baseline(e);
+	t_sched_env_free(e);
+}
+END_TEST
+
+START_TEST(tenant_reload)
+{
+	struct t_sched_env *e = t_sched_env_new(256, NULL);
+	struct sched_req_params p = t_sched_params(e->golden[0].prompt_ids, 5, 8);
+	t_sched_submit(e, &p, "default", 1, 0);
+	t_sched_step(e);
+	struct tenant_table tt;
+	memset(&tt, 0, sizeof(tt));
+	tenant_policy_init(&tt.t[0], "new");
+	tt.n = 1;
+	ck_assert_int_eq(sched_set_tenants(e->s, &tt), 0);
+	char err[256];
+	/* Applied at the next step boundary. */
+	t_sched_submit(e, &p, "default", 1, 1);
+	t_sched_step(e);
+	ck_assert_int_eq(sched_submit(e->s, &p, "default", 1, 2, NULL, err, sizeof(err)), -ENOENT);
+	t_sched_submit(e, &p, "new", 1, 3);
+	t_sched_run(e, 1000);
+	ck_assert(e->rec[0].done && e->rec[1].done && e->rec[3].done);
+	ck_assert_int_eq(e->rec[1].d.reason, SCHED_FINISH_LENGTH);
+	t_sched_step(e);
+	struct sched_stats st;
+	sched_get_stats(e->s, &st);
+	ck_assert_uint_eq(st.n_tenants, 1);
+	ck_assert_str_eq(st.tenants[0].name, "new");
+	ck_assert_uint_eq(st.tenants[0].requests_done, 1);
+	t_sched_env_free(e);
+}
+END_TEST
+
+START_TEST(scale_1024)
+{
+	struct sched_opts o = { .size = sizeof(o), .max_requests = 1024, .max_running = 64,
+				.max_batch_tokens = 512 };
+	struct t_sched_env *e = t_sched_env_new(1024, &o);
+	struct sched_req_params p = t_sched_params(e->golden[0].prompt_ids, 5, 3);
+	char err[256];
+	for (uint32_t i = 0; i < 1024; i++)
+		t_sched_submit(e, &p, NULL, i % 256, i);
+	ck_assert_int_eq(sched_submit(e->s, &p, "default", 1, 0, NULL, err, sizeof(err)), -EAGAIN);
+	uint64_t t0 = sched_now_us();
+	uint64_t steps = t_sched_run(e, 100000);
+	uint64_t dt = sched_now_us() - t0;
+	for (uint32_t i = 0; i < 1024; i++) {
+		ck_assert(e->rec[i].done && !e->rec[i].failed);
+		ck_assert_uint_eq(e->rec[i].n_ids, 3);
+		ck_assert_mem_eq(e->rec[i].ids, e->golden[0].output_ids, 3 * sizeof(int32_t));
+	}
+	fprintf(stderr, "scale_1024: 1024 requests over 256 sessions in %llu steps, %.1f ms\n",
+		(unsigned long long)steps, dt / 1000.0);
+	check_baseline(e);
+	t_sched_env_free(e);
+}
+END_TEST
+
+Suite *t_suite(void)
+{
+	Suite *s = suite_create("sched");
+	TCase *tc = tcase_create("sched");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, golden_together);
+	tcase_add_test(tc, prefix_cache);
+	tcase_add_test(tc, preempt_tiny_pool);
+	tcase_add_test(tc, cancel_frees);
+	tcase_add_test(tc, fairness_bound);
+	tcase_add_test(tc, deadline);
+	tcase_add_loop_test(tc, stop_strings, 0, (int)(sizeof(stop_cases) / sizeof(stop_cases[0])));
+	tcase_add_test(tc, back_pressure);
+	tcase_add_test(tc, submit_errors);
+	tcase_add_test(tc, tenant_reload);
+	tcase_add_test(tc, scale_1024);
+	suite_add_tcase(s, tc);
+	return s;
+}
