@@ -128,7 +128,7 @@ size_t cpu_act_row_bytes(enum gi_type wt, size_t k)
 	case GI_TYPE_Q8_0:
 		if (k % 32)
 			return 0;
-		return round64(act_pairs(k) * (64 + 2 * sizeof(struct act_meta)));
+		return round64(act_pairs(k) * 64 + act_meta_len(k) * 8);
 	case GI_TYPE_Q4_K:
 	case GI_TYPE_Q6_K:
 		if (k % QK_K)

@@ -15,98 +15,110 @@
 #define INLINE static inline __attribute__((always_inline))
 #define NR_MAX 4
 #define MR_MAX 4
+/* bytes ahead of the weight stream to prefetch; hardware prefetchers alone
+ * leave M = 1 latency-bound on several interleaved rows */
+#define PREFETCH 1024
 
-static uint16_t load_u16(const uint8_t *p)
+/* Lane patterns of the pairs of a 16-block group: which block of the
+ * group each 32-bit lane of pair p's products belongs to. */
+static int32_t pat_q4[8][16], pat_q8[8][16];
+
+__attribute__((constructor)) static void init_patterns(void)
 {
-	uint16_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
+	for (int p = 0; p < 8; p++) {
+		for (int l = 0; l < 16; l++) {
+			pat_q4[p][l] = 2 * p + ((l >> 2) & 1);
+			pat_q8[p][l] = 2 * p + (l >> 3);
+		}
+	}
 }
 
-/* Lane patterns of a block pair: which 32-bit lane belongs to which block.
- * Indices pick from a 4-lane vector [block b, -, block b+1, -]. */
-static const int32_t pat_q4[16] = { 0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2 };
-static const int32_t pat_q8[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2 };
-
-/* Scales of the weight blocks of a pair as [d_b, 0, d_b+1, 0]. */
-INLINE __m128 pair_scales(const uint8_t *b0, size_t bsz, int two)
+/* Scales of up to 16 consecutive weight blocks (BSZ bytes apart, each
+ * starting with its f16 scale) as floats; one gather. */
+INLINE __m512 group_scales(const uint8_t *b0, size_t bsz, size_t nblk)
 {
-	uint64_t h = load_u16(b0);
-	if (two)
-		h |= (uint64_t)load_u16(b0 + bsz) << 32;
-	return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
+	const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+					       _mm512_set1_epi32((int)bsz));
+	const __mmask16 mask = nblk >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nblk) - 1);
+	const __m512i raw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, idx, b0, 1);
+	return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
 }
 
-/* 64 unsigned quants of the pair of weight blocks at B0, in activation order. */
-INLINE __m512i q4_0_unpack(const uint8_t *b0, int two)
+/* 64 unsigned quants of the pair of weight blocks at B0, in activation
+ * order; the second block only if TWO (masked loads never fault). */
+INLINE __m512i q4_0_unpack(const uint8_t *b0, __mmask16 two)
 {
 	const __m128i lo = _mm_loadu_si128((const __m128i *)(b0 + 2));
-	const __m128i hi = two ? _mm_loadu_si128((const __m128i *)(b0 + 2 + sizeof(struct block_q4_0)))
-			       : _mm_setzero_si128();
+	const __m128i hi = _mm_maskz_loadu_epi8(two, b0 + 2 + sizeof(struct block_q4_0));
 	const __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
 	const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
 	return _mm512_and_si512(v, _mm512_set1_epi8(0x0f));
 }
 
 /* Int8 quants of the pair biased by +128 (unsigned operand of vpdpbusd). */
-INLINE __m512i q8_0_unpack(const uint8_t *b0, int two)
+INLINE __m512i q8_0_unpack(const uint8_t *b0, __mmask32 two)
 {
 	const __m256i a = _mm256_loadu_si256((const __m256i *)(b0 + 2));
-	const __m256i b = two ? _mm256_loadu_si256((const __m256i *)(b0 + 2 + sizeof(struct block_q8_0)))
-			      : _mm256_setzero_si256();
+	const __m256i b = _mm256_maskz_loadu_epi8(two, b0 + 2 + sizeof(struct block_q8_0));
 	const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
 	return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
 }
 
-/* One pair step of an MR x NR tile of a pair-format type. */
-INLINE void pair_step(const uint8_t *const *wr, size_t p, const uint8_t *const *xr,
-		      const struct act_meta *const *meta, int q4, int two, int mr, int nr,
-		      __m512 acc[MR_MAX][NR_MAX])
-{
-	const size_t bsz = q4 ? sizeof(struct block_q4_0) : sizeof(struct block_q8_0);
-	const __m512i pat = _mm512_loadu_si512(q4 ? pat_q4 : pat_q8);
-	const __m512i pat_c = _mm512_add_epi32(pat, _mm512_set1_epi32(1));
-	__m512i wq[NR_MAX];
-	__m512 wd[NR_MAX];
-
-	for (int r = 0; r < nr; r++) {
-		const uint8_t *b0 = wr[r] + 2 * p * bsz;
-		wq[r] = q4 ? q4_0_unpack(b0, two) : q8_0_unpack(b0, two);
-		wd[r] = _mm512_permutexvar_ps(pat, _mm512_castps128_ps512(pair_scales(b0, bsz, two)));
-	}
-	for (int i = 0; i < mr; i++) {
-		const __m512 mv = _mm512_castps128_ps512(_mm_loadu_ps((const float *)(meta[i] + 2 * p)));
-		const __m512 xd = _mm512_permutexvar_ps(pat, mv);
-		const __m512i c = _mm512_srai_epi32(_mm512_permutexvar_epi32(pat_c, _mm512_castps_si512(mv)), 3);
-		const __m512i xv = _mm512_loadu_si512(xr[i] + 64 * p);
-		for (int r = 0; r < nr; r++) {
-			const __m512i dot = _mm512_dpbusd_epi32(c, wq[r], xv);
-			acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(wd[r], xd), acc[i][r]);
-		}
-	}
-}
-
+/* An MR x NR tile of a pair-format type, 16 blocks (8 pairs) per group:
+ * one gather brings a group's weight scales, then per pair each weight
+ * row is unpacked once and each activation row loaded once. */
 INLINE void pair_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, size_t xs,
 		      int q4, int mr, int nr, float *y, size_t ldy)
 {
-	const size_t nb = k / 32;
-	const uint8_t *wr[NR_MAX], *xr[MR_MAX];
-	const struct act_meta *meta[MR_MAX];
+	const size_t nb = k / 32, bsz = q4 ? sizeof(struct block_q4_0) : sizeof(struct block_q8_0);
+	const float *dx[MR_MAX];
+	const int32_t *c8[MR_MAX];
 	__m512 acc[MR_MAX][NR_MAX];
 
-	for (int r = 0; r < nr; r++)
-		wr[r] = w + (size_t)r * wrow;
+#pragma GCC unroll 8
 	for (int i = 0; i < mr; i++) {
-		xr[i] = x + (size_t)i * xs;
-		meta[i] = act_meta_of(xr[i], k);
+		dx[i] = act_d_of(x + (size_t)i * xs, k);
+		c8[i] = act_c8_of(x + (size_t)i * xs, k);
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			acc[i][r] = _mm512_setzero_ps();
 	}
-	for (size_t p = 0; p < nb / 2; p++)
-		pair_step(wr, p, xr, meta, q4, 1, mr, nr, acc);
-	if (nb & 1)
-		pair_step(wr, nb / 2, xr, meta, q4, 0, mr, nr, acc);
+	for (size_t g = 0; g < nb; g += 16) {
+		const size_t nblk = nb - g < 16 ? nb - g : 16;
+		float wds[NR_MAX][16];
+#pragma GCC unroll 8
+		for (int r = 0; r < nr; r++)
+			_mm512_storeu_ps(wds[r], group_scales(w + (size_t)r * wrow + g * bsz, bsz, nblk));
+		for (size_t pp = 0; 2 * pp < nblk; pp++) {
+			const size_t b = g + 2 * pp;
+			const int two = 2 * pp + 1 < nblk;
+			const __m512i pat = _mm512_loadu_si512(q4 ? pat_q4[pp] : pat_q8[pp]);
+			__m512i wq[NR_MAX];
+			__m512 wd[NR_MAX];
+#pragma GCC unroll 8
+			for (int r = 0; r < nr; r++) {
+				const uint8_t *b0 = w + (size_t)r * wrow + b * bsz;
+				_mm_prefetch((const char *)b0 + PREFETCH, _MM_HINT_T0);
+				wq[r] = q4 ? q4_0_unpack(b0, two ? 0xffff : 0) : q8_0_unpack(b0, two ? 0xffffffffu : 0);
+				wd[r] = _mm512_permutexvar_ps(pat, _mm512_loadu_ps(wds[r]));
+			}
+#pragma GCC unroll 8
+			for (int i = 0; i < mr; i++) {
+				const __m512 xd = _mm512_permutexvar_ps(pat, _mm512_loadu_ps(dx[i] + g));
+				const __m512i c = _mm512_permutexvar_epi32(pat, _mm512_loadu_si512(c8[i] + g));
+				const __m512i xv = _mm512_loadu_si512(x + (size_t)i * xs + 32 * b);
+#pragma GCC unroll 8
+				for (int r = 0; r < nr; r++) {
+					const __m512i dot = _mm512_dpbusd_epi32(c, wq[r], xv);
+					acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(wd[r], xd),
+								    acc[i][r]);
+				}
+			}
+		}
+	}
+#pragma GCC unroll 8
 	for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			y[(size_t)i * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[i][r]);
 }
@@ -133,22 +145,30 @@ INLINE void float_tile(enum gi_type t, const uint8_t *w, size_t wrow, size_t k, 
 {
 	__m512 acc[MR_MAX][NR_MAX];
 
+	#pragma GCC unroll 8
+
 	for (int i = 0; i < mr; i++)
+		#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			acc[i][r] = _mm512_setzero_ps();
 	for (size_t off = 0; off < k; off += 16) {
 		const size_t n = k - off;
 		__m512 wv[NR_MAX];
+		#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			wv[r] = fw_load(t, w + (size_t)r * wrow, off, n);
+		#pragma GCC unroll 8
 		for (int i = 0; i < mr; i++) {
 			const __mmask16 mask = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
 			const __m512 xv = _mm512_maskz_loadu_ps(mask, (const float *)(x + (size_t)i * xs) + off);
+			#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++)
 				acc[i][r] = _mm512_fmadd_ps(wv[r], xv, acc[i][r]);
 		}
 	}
+	#pragma GCC unroll 8
 	for (int i = 0; i < mr; i++)
+		#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			y[(size_t)i * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[i][r]);
 }

@@ -7,7 +7,8 @@
  *   F32, F16, BF16 weights: K floats.
  *   Q4_0, Q8_0 weights ("pair" format): the K/32 blocks of the row are taken
  *     two at a time, P = ceil(K / 64) pairs, a missing odd last block being
- *     zeros. First P * 64 int8 quants, then 2 * P struct act_meta.
+ *     zeros. First P * 64 int8 quants, then act_meta_len(K) float scales d
+ *     (one per block, zero-padded), then as many int32 lane terms c8.
  *     Q8_0: a pair holds blocks b, b+1 in natural order.
  *     Q4_0: a pair holds b[0..15], b+1[0..15], b[16..31], b+1[16..31], the
  *     order in which the nibbles of two weight blocks unpack into one vector.
@@ -22,25 +23,32 @@
 
 #include "kernels/types.h"
 
-/* Scale of one 32-block of a pair-format row, and the integer term a
- * kernel adds to the block's dot product of raw unsigned weight quants:
- * -8 * sum(qs) for Q4_0 (nibbles are stored +8), -128 * sum(qs) for Q8_0
- * (kernels bias the int8 weights by +128 to use unsigned x signed
- * products). Both are multiples of 8, so c / 8 spreads evenly over the
- * eight 32-bit lanes of a block. */
-struct act_meta {
-	float d;
-	int32_t c;
-};
-
+/* Pairs of a pair-format row of K elements. */
 static inline size_t act_pairs(size_t k)
 {
 	return (k / 32 + 1) / 2;
 }
 
-static inline const struct act_meta *act_meta_of(const void *row, size_t k)
+/* Blocks of a pair-format row rounded up to 16 (one vector of scales). */
+static inline size_t act_meta_len(size_t k)
 {
-	return (const struct act_meta *)((const uint8_t *)row + act_pairs(k) * 64);
+	return (act_pairs(k) * 2 + 15) & ~(size_t)15;
+}
+
+/* Scales of the blocks of a pair-format row. */
+static inline const float *act_d_of(const void *row, size_t k)
+{
+	return (const float *)((const uint8_t *)row + act_pairs(k) * 64);
+}
+
+/* The integer term that one 32-bit lane of a block adds to the block's dot
+ * product of raw unsigned weight quants (eight lanes per block):
+ * -sum(qs) for Q4_0 (nibbles are stored +8, so the block needs
+ * -8 * sum(qs)), -16 * sum(qs) for Q8_0 (kernels bias the int8 weights by
+ * +128 for unsigned x signed products: -128 * sum(qs) per block). */
+static inline const int32_t *act_c8_of(const void *row, size_t k)
+{
+	return (const int32_t *)(act_d_of(row, k) + act_meta_len(k));
 }
 
 /* Position of element E of block B (within its pair) in a pair-format row. */

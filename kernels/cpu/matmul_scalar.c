@@ -21,13 +21,16 @@ static int8_t q8_round(float v)
 
 static void act_pair(const float *x, size_t k, void *xq, int q4)
 {
-	size_t nb = k / 32, np = act_pairs(k);
+	size_t nb = k / 32, np = act_pairs(k), nm = act_meta_len(k);
 	int8_t *qs = xq;
-	struct act_meta *meta = (struct act_meta *)(qs + np * 64);
+	float *dv = (float *)(qs + np * 64);
+	int32_t *c8 = (int32_t *)(dv + nm);
 
-	if (nb & 1) {
+	if (nb & 1)
 		memset(qs + (np - 1) * 64, 0, 64);
-		meta[nb] = (struct act_meta){ 0.0f, 0 };
+	for (size_t b = nb; b < nm; b++) {
+		dv[b] = 0.0f;
+		c8[b] = 0;
 	}
 	for (size_t b = 0; b < nb; b++, x += 32) {
 		float amax = 0.0f;
@@ -40,7 +43,8 @@ static void act_pair(const float *x, size_t k, void *xq, int q4)
 			sum += q;
 			qs[q4 ? act_q4_pos(b, (size_t)e) : b * 32 + (size_t)e] = q;
 		}
-		meta[b] = (struct act_meta){ d, (q4 ? -8 : -128) * sum };
+		dv[b] = d;
+		c8[b] = (q4 ? -1 : -16) * sum;
 	}
 }
 
@@ -122,7 +126,7 @@ static float dot_q4_0(const void *w, const void *x, size_t k)
 {
 	const struct block_q4_0 *wb = w;
 	const int8_t *qs = x;
-	const struct act_meta *meta = act_meta_of(x, k);
+	const float *dx = act_d_of(x, k);
 	float s = 0.0f;
 	for (size_t b = 0; b < k / QK4_0; b++) {
 		int sum = 0;
@@ -130,7 +134,7 @@ static float dot_q4_0(const void *w, const void *x, size_t k)
 			sum += ((wb[b].qs[e] & 0xf) - 8) * qs[act_q4_pos(b, e)];
 			sum += ((wb[b].qs[e] >> 4) - 8) * qs[act_q4_pos(b, e + 16)];
 		}
-		s += gi_f16_to_f32(wb[b].d) * meta[b].d * (float)sum;
+		s += gi_f16_to_f32(wb[b].d) * dx[b] * (float)sum;
 	}
 	return s;
 }
@@ -139,13 +143,13 @@ static float dot_q8_0(const void *w, const void *x, size_t k)
 {
 	const struct block_q8_0 *wb = w;
 	const int8_t *qs = x;
-	const struct act_meta *meta = act_meta_of(x, k);
+	const float *dx = act_d_of(x, k);
 	float s = 0.0f;
 	for (size_t b = 0; b < k / QK8_0; b++) {
 		int sum = 0;
 		for (size_t e = 0; e < 32; e++)
 			sum += wb[b].qs[e] * qs[b * 32 + e];
-		s += gi_f16_to_f32(wb[b].d) * meta[b].d * (float)sum;
+		s += gi_f16_to_f32(wb[b].d) * dx[b] * (float)sum;
 	}
 	return s;
 }
