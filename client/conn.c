@@ -358,9 +358,9 @@ int gi_conn_open(const struct gi_conn_opts *opts, struct gi_conn **ret_conn)
 	r = gi_hs_connect(path, &ho, &c->s, err, sizeof(err));
 	if (r < 0) {
 		if (*err)
-			gi_logf(o.log, o.log_user, GI_LOG_ERROR, "gid at %s: %s", path, err);
+			gi_logf(o.log, o.log_user, GI_LOG_ERROR, "%s", err);
 		else
-			gi_logf(o.log, o.log_user, GI_LOG_ERROR, "gid at %s: %s", path, strerror(-r));
+			gi_logf(o.log, o.log_user, GI_LOG_ERROR, "connect to %s: %s", path, strerror(-r));
 		r = gi_map_daemon_error(r);
 		goto fail;
 	}
