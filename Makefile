@@ -76,6 +76,7 @@ ISA_amx    := $(ISA_avx512) -mamx-tile -mamx-int8 -mamx-bf16
 isa_of = $(if $(filter %_amx.c,$(1)),$(ISA_amx),$(if $(filter %_avx512.c,$(1)),$(ISA_avx512),$(if $(filter %_avx2.c,$(1)),$(ISA_avx2))))
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+comma := ,
 
 IPC_SRCS     := $(wildcard ipc/*.c)
 ENGINE_SRCS  := $(wildcard engine/*.c)
@@ -128,7 +129,7 @@ $(B)/lib/%.a:
 
 $(LIB_CLIENT_SO): $(call obj,$(CLIENT_SRCS) $(IPC_SRCS)) $(wildcard client/giclient.map)
 	$(call say,LD,$@)mkdir -p $(@D) && $(CC) -shared -Wl,-soname,libgiclient.so.$(SOVER_MAJOR) \
-		$(if $(wildcard client/giclient.map),-Wl,--version-script=client/giclient.map) \
+		$(if $(wildcard client/giclient.map),-Wl$(comma)--version-script=client/giclient.map) \
 		$(LDFLAGS_ALL) -o $@ $(call obj,$(CLIENT_SRCS) $(IPC_SRCS)) $(SYSLIBS) && \
 		ln -sf libgiclient.so.$(SOVER) $(B)/lib/libgiclient.so.$(SOVER_MAJOR) && \
 		ln -sf libgiclient.so.$(SOVER_MAJOR) $(B)/lib/libgiclient.so
