@@ -299,7 +299,7 @@ static int parse_kvs(struct gguf *g, struct cursor *c)
 		snprintf(what, sizeof(what), "kv[%llu].key", (unsigned long long)i);
 		if ((r = rd_str(c, &kv->key, what)) < 0)
 			return r;
-		snprintf(what, sizeof(what), "key '%s'", gguf_str_show(kv->key, name, sizeof(name)));
+		snprintf(what, sizeof(what), "key %s", gguf_str_show(kv->key, name, sizeof(name)));
 		if (index_find(g->kv_index, g->kv_mask, g->kvs, sizeof(*kv),
 			       offsetof(struct gguf_kv, key), kv->key, &slot))
 			return fail(c->err, c->errlen, -EINVAL, "%s: duplicate key", what);
@@ -384,7 +384,7 @@ static int parse_tensor(struct gguf *g, struct cursor *c, uint64_t i)
 	size_t be = gi_type_block_elems(t->type);
 	if (t->ne[0] % be)
 		return fail(c->err, c->errlen, -EINVAL,
-			    "%s: row size %llu is not a multiple of the block size %zu of type %s",
+			    "%s: row length ne[0] = %llu is not a multiple of the block size %zu of type %s",
 			    what, (unsigned long long)t->ne[0], be, gi_type_name(t->type));
 	uint64_t row = t->ne[0] / be * gi_type_block_bytes(t->type);
 	uint64_t rows = nelem && t->ne[0] ? nelem / t->ne[0] : 0;
@@ -506,9 +506,11 @@ static int parse(struct gguf *g, char *err, size_t errlen)
 	if (g->version == 1)
 		return fail(err, errlen, -ENOTSUP,
 			    "version: 1 (GGUF v1, 32-bit counts) is not supported; convert to v3");
-	if (g->version != 2 && g->version != 3)
-		return fail(err, errlen, -ENOTSUP, "version: %u is not supported (2 or 3)",
-			    g->version);
+	if (g->version != 2 && g->version != 3) {
+		uint32_t swapped = __builtin_bswap32(g->version);
+		return fail(err, errlen, -ENOTSUP, "version: %u is not supported (2 or 3)%s",
+			    g->version, swapped == 2 || swapped == 3 ? "; a big-endian file?" : "");
+	}
 	uint64_t n_tensors, n_kv;
 	if ((r = rd_u64(&c, &n_tensors, "n_tensors")) < 0 ||
 	    (r = rd_u64(&c, &n_kv, "n_kv")) < 0)
@@ -553,10 +555,14 @@ int gguf_open(const char *path, struct gguf **ret, char *err, size_t errlen)
 		return fail(err, errlen, -e, "%s: %s", path, strerror(e));
 	}
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int e = S_ISREG(st.st_mode) ? errno : EINVAL;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
 		close(fd);
-		return fail(err, errlen, -e, "%s: not a regular file", path);
+		return fail(err, errlen, -e, "%s: %s", path, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return fail(err, errlen, -EINVAL, "%s: not a regular file", path);
 	}
 	size_t size = (size_t)st.st_size;
 	void *map = NULL;
