@@ -406,7 +406,7 @@ int sched_submit(struct sched *s, const struct sched_req_params *p, const char *
 	r->t_admit = r->t_first = 0;
 	r->deadline = p->deadline_us;
 	r->n_cached = r->n_preempt = 0;
-	r->admitted_once = r->in_plist = false;
+	r->admitted_once = r->in_plist = r->cancel_pending = false;
 	r->run_idx = r->batch_idx = r->heap_idx = NIL;
 	r->seen_step = UINT64_MAX;
 	sched_q_push(s, r, false);
@@ -433,12 +433,13 @@ static struct sreq *lookup(struct sched *s, uint64_t id)
 
 int sched_cancel(struct sched *s, uint64_t id)
 {
-	if (!lookup(s, id))
+	struct sreq *r = lookup(s, id);
+	if (!r)
 		return -ENOENT;
-	for (uint32_t i = 0; i < s->n_cancel; i++)
-		if (s->cancel_ids[i] == id)
-			return 0;
-	s->cancel_ids[s->n_cancel++] = id;
+	if (!r->cancel_pending) {
+		r->cancel_pending = true;
+		s->cancel_ids[s->n_cancel++] = id;
+	}
 	return 0;
 }
 

@@ -36,6 +36,7 @@ struct sreq {
 	uint64_t admit_seq;       /* order of the latest admission (preemption picks the newest) */
 	uint32_t n_cached, n_preempt;
 	bool admitted_once;
+	bool cancel_pending;       /* its id is in sched.cancel_ids */
 
 	uint32_t qprev, qnext;    /* waiting queue (WAITING) or prefill list (RUNNING, > 1 token pending) */
 	bool in_plist;

@@ -167,8 +167,16 @@ static bool admit(struct sched *s, struct sreq *r)
 {
 	struct stenant *t = &s->ten[r->tenant];
 	uint32_t total = blocks_for(r->n_tok + 1);
-	if (t->pol.max_kv_blocks && t->kv_blocks + total > t->pol.max_kv_blocks)
+	if (t->pol.max_kv_blocks && t->kv_blocks + total > t->pol.max_kv_blocks) {
+		/* Alone it would still not fit: a preempted sequence that grew to its quota. */
+		if (!t->n_run) {
+			char msg[160];
+			snprintf(msg, sizeof(msg), "tenant '%s': sequence needs %u KV blocks, max_kv_blocks %u",
+				 t->pol.name, total, t->pol.max_kv_blocks);
+			sched_fail(s, r, -EDQUOT, msg);
+		}
 		return false;
+	}
 	while (s->n_run == s->max_run) {
 		struct sreq *v = fair_victim(s, r);
 		if (!v)
@@ -394,9 +402,8 @@ int sched_step(struct sched *s)
 	sched_apply_tenants(s);
 	sched_reap(s);
 	schedule_decodes(s);
-	if (!s->shutting || s->now < s->shutdown_at)
-		for (int cls = 0; cls < TENANT_N_PRIO; cls++)
-			share_prefill(s, cls);
+	for (int cls = 0; cls < TENANT_N_PRIO; cls++)
+		share_prefill(s, cls);
 	if (!s->n_batch)
 		return 0;
 	return run_batch(s);

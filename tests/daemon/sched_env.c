@@ -25,8 +25,10 @@ static void ev_token(void *ctx, uint64_t ud, uint64_t session, int32_t token, co
 		e->emits_while_blocked++;
 	if (r->n_ids == 0)
 		r->first_token_step = e->steps;
-	if (r->n_ids < sizeof(r->ids) / sizeof(r->ids[0]))
+	if (r->n_ids < sizeof(r->ids) / sizeof(r->ids[0])) {
+		r->token_step[r->n_ids] = e->steps;
 		r->ids[r->n_ids++] = token;
+	}
 	ck_assert(logprob <= 0.0f);
 	ck_assert_uint_lt(r->n_text + len, T_SCHED_TEXT);
 	memcpy(r->text + r->n_text, text, len);
@@ -75,6 +77,7 @@ struct t_sched_env *t_sched_env_new(uint32_t n_blocks, struct sched_opts *o)
 	struct sched_opts def = { .size = sizeof(def) };
 	if (!o)
 		o = &def;
+	e->max_batch = o->max_batch_tokens ? o->max_batch_tokens : 512;
 	o->ev = &t_events;
 	o->ev_ctx = e;
 	r = sched_create(e->m, e->kv, o, &e->s, err, sizeof(err));
@@ -115,6 +118,7 @@ int t_sched_step(struct t_sched_env *e)
 	e->steps++;
 	int r = sched_step(e->s);
 	ck_assert_int_ge(r, 0);
+	ck_assert_int_le(r, e->max_batch);
 	return r;
 }
 

@@ -19,6 +19,7 @@ struct t_sched_rec {
 	int err;
 	struct sched_done d;
 	uint64_t first_token_step, done_step;
+	uint64_t token_step[300]; /* step of each token */
 	uint64_t session;
 };
 
@@ -27,6 +28,7 @@ struct t_sched_env {
 	struct kv_cache *kv;
 	struct sched *s;
 	uint64_t steps;
+	uint32_t max_batch;      /* no step may compute more tokens */
 	bool blocked[16];       /* can_emit answers false for these sessions */
 	uint64_t emits_while_blocked;
 	struct t_sched_rec rec[T_SCHED_MAX_REC];

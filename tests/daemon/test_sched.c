@@ -136,6 +136,38 @@ START_TEST(preempt_tiny_pool)
 }
 END_TEST
 
+/* Long prompts arriving never take a step from a running decode. */
+START_TEST(decode_not_starved)
+{
+	struct sched_opts o = { .size = sizeof(o), .max_batch_tokens = 32, .max_running = 8 };
+	struct t_sched_env *e = t_sched_env_new(256, &o);
+	const struct t_golden_case *g = &e->golden[3];
+	struct sched_req_params p = t_sched_params(e->golden[0].prompt_ids, e->golden[0].n_prompt, 32);
+	t_sched_submit(e, &p, NULL, 1, 0);
+	while (e->rec[0].n_ids < 2)
+		t_sched_step(e);
+	static int32_t big[4][256];
+	for (uint32_t i = 0; i < 4; i++) {
+		memcpy(big[i], g->prompt_ids, g->n_prompt * sizeof(int32_t));
+		big[i][1] = 3 + (int32_t)i;
+		struct sched_req_params pb = t_sched_params(big[i], g->n_prompt, 2);
+		t_sched_submit(e, &pb, NULL, 2, 1 + i);
+	}
+	t_sched_run(e, 1000);
+	check_golden(e, 0, &e->golden[0]);
+	for (uint32_t i = 1; i < 32; i++)
+		ck_assert_msg(e->rec[0].token_step[i] == e->rec[0].token_step[i - 1] + 1,
+			      "decode skipped a step at token %u", i);
+	for (uint32_t i = 1; i <= 4; i++)
+		ck_assert(e->rec[i].done && e->rec[i].n_ids == 2);
+	/* The prompts were still being prefilled while the decode ran. */
+	ck_assert_uint_lt(e->rec[1].first_token_step, e->rec[0].done_step);
+	ck_assert_uint_gt(e->rec[4].first_token_step, e->rec[0].token_step[2]);
+	check_baseline(e);
+	t_sched_env_free(e);
+}
+END_TEST
+
 START_TEST(cancel_frees)
 {
 	struct t_sched_env *e = t_sched_env_new(256, NULL);
@@ -166,9 +198,10 @@ START_TEST(cancel_frees)
 }
 END_TEST
 
-/* Tenant A queues 100 distinct long prompts; B sends one. B's first token
- * must arrive within the bound documented in sched.h. */
-static void fairness(uint32_t weight_b)
+/* Tenant A queues 100 distinct prompts of A_LEN tokens (generating A_GEN
+ * each) and runs WARM steps; then B sends one 231-token prompt. B's first
+ * token must arrive within the bound documented in sched.h. */
+static void fairness(uint32_t weight_b, uint32_t a_len, uint32_t a_gen, int warm)
 {
 	const uint32_t M = 64, R = 4;
 	struct tenant_table tt;
@@ -187,14 +220,16 @@ static void fairness(uint32_t weight_b)
 	const struct t_golden_case *g = &e->golden[3];
 	static int32_t pa[100][256];
 	for (int i = 0; i < 100; i++) {
-		memcpy(pa[i], g->prompt_ids, g->n_prompt * sizeof(int32_t));
+		memcpy(pa[i], g->prompt_ids, a_len * sizeof(int32_t));
 		pa[i][1] = 3 + i; /* no two share a block */
-		struct sched_req_params p = t_sched_params(pa[i], g->n_prompt, 32);
+		struct sched_req_params p = t_sched_params(pa[i], a_len, a_gen);
 		t_sched_submit(e, &p, "A", 1, (uint32_t)i);
 	}
-	/* A's running sequences are still prefilling when B arrives. */
-	for (int k = 0; k < 3; k++)
+	for (int k = 0; k < warm; k++)
 		t_sched_step(e);
+	struct sched_stats st;
+	sched_get_stats(e->s, &st);
+	uint32_t a_running = st.tenants[1].running;
 	int32_t pb[256];
 	memcpy(pb, g->prompt_ids, g->n_prompt * sizeof(int32_t));
 	pb[1] = 200;
@@ -204,18 +239,17 @@ static void fairness(uint32_t weight_b)
 	t_sched_submit(e, &p, "B", 2, 500);
 	uint32_t share = (M - R) * weight_b / (1 + weight_b);
 	uint64_t bound = 1 + (P + share - 1) / share;
-	while (!e->rec[500].n_ids && e->steps - submitted < 100)
+	while (!e->rec[500].n_ids && e->steps - submitted < 300)
 		t_sched_step(e);
 	ck_assert_msg(e->rec[500].n_ids > 0, "B starved");
+	fprintf(stderr, "fairness: A %u-token prompts (%u running), B weight %u: B's first token %llu steps after submit (bound %llu)\n",
+		a_len, a_running, weight_b, (unsigned long long)(e->rec[500].first_token_step - submitted),
+		(unsigned long long)bound);
 	ck_assert_msg(e->rec[500].first_token_step - submitted <= bound,
 		      "B's first token after %llu steps, bound %llu",
 		      (unsigned long long)(e->rec[500].first_token_step - submitted),
 		      (unsigned long long)bound);
-	fprintf(stderr, "fairness: weight A 1, B %u: B's first token %llu steps after submit (bound %llu)\n",
-		weight_b, (unsigned long long)(e->rec[500].first_token_step - submitted),
-		(unsigned long long)bound);
 	/* A keeps going meanwhile. */
-	struct sched_stats st;
 	sched_get_stats(e->s, &st);
 	ck_assert_uint_gt(st.tenants[1].tokens_generated, 0);
 	ck_assert_uint_eq(sched_cancel_session(e->s, 1), 100 - (uint32_t)st.tenants[1].requests_done);
@@ -226,8 +260,12 @@ static void fairness(uint32_t weight_b)
 
 START_TEST(fairness_bound)
 {
-	fairness(1);
-	fairness(3);
+	/* A's long prompts compete with B's for prefill tokens. */
+	fairness(1, 231, 32, 3);
+	fairness(3, 231, 32, 3);
+	/* A's short prompts fill every running slot with long decodes. */
+	fairness(1, 5, 200, 10);
+	fairness(2, 5, 200, 10);
 }
 END_TEST
 
@@ -465,6 +503,7 @@ Suite *t_suite(void)
 	tcase_add_test(tc, golden_together);
 	tcase_add_test(tc, prefix_cache);
 	tcase_add_test(tc, preempt_tiny_pool);
+	tcase_add_test(tc, decode_not_starved);
 	tcase_add_test(tc, cancel_frees);
 	tcase_add_test(tc, fairness_bound);
 	tcase_add_test(tc, deadline);
