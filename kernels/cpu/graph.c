@@ -204,7 +204,8 @@ static void chunk_scores(const struct gi_graph *g, const float *qj, const uint8_
 }
 
 /* Walks the keys [0, ctx) of a sequence in chunks of at most ATT_CHUNK
- * within one block; FN gets each chunk's K and V rows (head offset applied). */
+ * within one block: next_chunk fills C with the chunk at P0 (K and V rows of
+ * head H) and returns the position after it. */
 struct chunk {
 	const uint8_t *k, *v;
 	uint32_t n;
@@ -221,6 +222,19 @@ static uint32_t next_chunk(const struct gi_graph *g, const struct gi_step_seq *s
 	c->k = (const uint8_t *)kv_row(kv, kv->k, layer, blk, slot) + hoff;
 	c->v = (const uint8_t *)kv_row(kv, kv->v, layer, blk, slot) + hoff;
 	return p0 + c->n;
+}
+
+/* out += the chunk's values weighted by W. */
+static void chunk_values(const struct gi_graph *g, float *out, const float *w,
+			 const struct chunk *c)
+{
+	const struct gi_kv_pool *kv = g->s->kv;
+	if (kv->type == GI_TYPE_F16)
+		g->b->ops->pv_f16(out, w, (const gi_f16 *)c->v, kv->row_stride / 2, c->n,
+				  g->attn.head_dim);
+	else
+		g->b->ops->pv_f32(out, w, (const float *)c->v, kv->row_stride / 4, c->n,
+				  g->attn.head_dim);
 }
 
 /* One (token, KV head) item: the query heads sharing that KV head attend
@@ -248,44 +262,52 @@ static void attn_item(struct gi_graph *g, const struct gi_node *n, uint32_t t, u
 
 	for (uint32_t j = 0; j < grp; j++) {
 		const float *qj = q + j * hd;
-		float *oj = out + j * hd, m = -INFINITY, sum = 0;
+		float *oj = out + j * hd;
 		if (f16) {
 			memcpy(qr, qj, hd * sizeof(float));
 			ops->round_f16(qr, hd);
 			qj = qr;
 		}
+		memset(oj, 0, hd * sizeof(float));
+		if (cache) {
+			/* scores of the whole context, then softmax over the row */
+			for (uint32_t p0 = 0; p0 < ctx;) {
+				uint32_t at = p0;
+				p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
+				chunk_scores(g, qj, c.k, c.n, cache + at);
+			}
+			ops->scale(cache, p->scale, ctx);
+			float m = ops->max(cache, ctx);
+			ops->scale(cache, 1.0f / ops->exp_sum(cache, cache, ctx, m), ctx);
+			if (f16)
+				ops->round_f16(cache, ctx);
+			for (uint32_t p0 = 0; p0 < ctx;) {
+				uint32_t at = p0;
+				p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
+				chunk_values(g, oj, cache + at, &c);
+			}
+			continue;
+		}
+		/* long context: running max and sum, scores recomputed */
+		float m = -INFINITY, sum = 0;
 		for (uint32_t p0 = 0; p0 < ctx;) {
-			uint32_t at = p0;
 			p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
-			float *sc = cache ? cache + at : e;
-			chunk_scores(g, qj, c.k, c.n, sc);
-			ops->scale(sc, p->scale, c.n);
-			float cm = m;
-			for (uint32_t i = 0; i < c.n; i++)
-				cm = sc[i] > cm ? sc[i] : cm;
-			sum *= expf(m - cm);
+			chunk_scores(g, qj, c.k, c.n, e);
+			ops->scale(e, p->scale, c.n);
+			float cm = fmaxf(m, ops->max(e, c.n));
+			sum = sum * expf(m - cm) + ops->exp_sum(e, e, c.n, cm);
 			m = cm;
-			sum += ops->exp_sum(sc, e, c.n, m);
 		}
 		float inv = 1.0f / sum;
-		memset(oj, 0, hd * sizeof(float));
 		for (uint32_t p0 = 0; p0 < ctx;) {
-			uint32_t at = p0;
 			p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
-			if (cache) {
-				ops->exp_sum(cache + at, e, c.n, m);
-			} else {
-				chunk_scores(g, qj, c.k, c.n, e);
-				ops->scale(e, p->scale, c.n);
-				ops->exp_sum(e, e, c.n, m);
-			}
+			chunk_scores(g, qj, c.k, c.n, e);
+			ops->scale(e, p->scale, c.n);
+			ops->exp_sum(e, e, c.n, m);
 			ops->scale(e, inv, c.n);
-			if (f16) {
+			if (f16)
 				ops->round_f16(e, c.n);
-				ops->pv_f16(oj, e, (const gi_f16 *)c.v, s->kv->row_stride / 2, c.n, hd);
-			} else {
-				ops->pv_f32(oj, e, (const float *)c.v, s->kv->row_stride / 4, c.n, hd);
-			}
+			chunk_values(g, oj, e, &c);
 		}
 	}
 }

@@ -76,6 +76,14 @@ static void silu_mul(const float *a, const float *b, float *y, size_t n)
 		y[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
 }
 
+static float vmax(const float *x, size_t n)
+{
+	float m = x[0];
+	for (size_t i = 1; i < n; i++)
+		m = x[i] > m ? x[i] : m;
+	return m;
+}
+
 static float exp_sum(const float *s, float *e, size_t n, float m)
 {
 	float sum = 0;
@@ -109,6 +117,7 @@ const struct cpu_ops cpu_ops_scalar = {
 	.add = add,
 	.rmsnorm = rmsnorm,
 	.silu_mul = silu_mul,
+	.max = vmax,
 	.exp_sum = exp_sum,
 	.to_f16 = to_f16,
 	.round_f16 = round_f16,

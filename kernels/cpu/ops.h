@@ -31,6 +31,8 @@ struct cpu_ops {
 	void (*rmsnorm)(const float *x, const float *w, float *y, size_t n, float eps);
 	/* y = silu(a) * b; y may be a or b */
 	void (*silu_mul)(const float *a, const float *b, float *y, size_t n);
+	/* largest x[i] (n >= 1) */
+	float (*max)(const float *x, size_t n);
 	/* e[i] = exp(s[i] - m) (e may be s); returns the sum */
 	float (*exp_sum)(const float *s, float *e, size_t n, float m);
 	/* F32 to F16, round to nearest even */

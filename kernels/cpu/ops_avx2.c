@@ -54,4 +54,12 @@ static inline __m256 load_halfs(const uint16_t *p, size_t n)
 	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
 }
 
+static inline float VHMAX(__m256 v)
+{
+	__m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_max_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
 #include "kernels/cpu/ops_simd.h"

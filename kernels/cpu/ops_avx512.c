@@ -23,6 +23,7 @@ typedef __m512 vf;
 	_mm512_castsi512_ps(_mm512_slli_epi32( \
 		_mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(127)), 23))
 #define VHSUM(v) _mm512_reduce_add_ps(v)
+#define VHMAX(v) _mm512_reduce_max_ps(v)
 #define VMASK(n) ((__mmask16)((1u << (n)) - 1))
 #define VLOADN(p, n) _mm512_maskz_loadu_ps(VMASK(n), p)
 #define VSTOREN(p, v, n) _mm512_mask_storeu_ps(p, VMASK(n), v)

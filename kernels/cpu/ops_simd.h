@@ -6,7 +6,7 @@
  *   vf               the vector type
  *   VLOAD(p) VSTORE(p, v) VSET1(x) VZERO()
  *   VADD VSUB VMUL VDIV VMAX VMIN (a, b), VFMA(a, b, c) = a * b + c
- *   VHSUM(v)         sum of the lanes
+ *   VHSUM(v) VHMAX(v)  sum and maximum of the lanes
  *   VLOADH(p)        VL halfs to floats;  VSTOREH(p, v) floats to VL halfs
  *   VLOADN(p, n) VLOADHN(p, n) VSTOREN(p, v, n)  the same for the first n < VL
  *                    lanes (loads give zeros in the others)
@@ -171,6 +171,18 @@ static void s_silu_mul(const float *a, const float *b, float *y, size_t n)
 			   n - i);
 }
 
+static float s_max(const float *x, size_t n)
+{
+	vf m = VSET1(x[0]);
+	size_t i = 0;
+	for (; i + VL <= n; i += VL)
+		m = VMAX(m, VLOAD(x + i));
+	float r = VHMAX(m);
+	for (; i < n; i++)
+		r = x[i] > r ? x[i] : r;
+	return r;
+}
+
 static float s_exp_sum(const float *s, float *e, size_t n, float m)
 {
 	vf vm = VSET1(m), sum = VZERO();
@@ -222,6 +234,7 @@ const struct cpu_ops OPS_TABLE = {
 	.add = s_add,
 	.rmsnorm = s_rmsnorm,
 	.silu_mul = s_silu_mul,
+	.max = s_max,
 	.exp_sum = s_exp_sum,
 	.to_f16 = s_to_f16,
 	.round_f16 = s_round_f16,

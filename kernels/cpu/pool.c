@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,6 +30,7 @@
 #include <unistd.h>
 
 #define SPIN_NS 300000 /* how long an idle worker spins before sleeping */
+#define SPIN_PAUSES 2000 /* pauses before a barrier waiter starts yielding */
 
 struct cpu_pool {
 	int n;
@@ -48,6 +50,17 @@ static inline void cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_ia32_pause();
 #endif
+}
+
+/* Spin-wait step I of a wait: pause, and after a while also yield the CPU,
+ * so a waiter does not burn the time slice of a preempted peer when the
+ * machine is oversubscribed. */
+static inline void wait_step(unsigned i)
+{
+	if (i < SPIN_PAUSES)
+		cpu_relax();
+	else
+		sched_yield();
 }
 
 static uint64_t now_ns(void)
@@ -173,8 +186,9 @@ void cpu_pool_run(struct cpu_pool *p, int all, cpu_pool_fn *fn, void *arg)
 	if (atomic_load(&p->n_sleep))
 		futex_wake_all(&p->gen);
 	fn(arg, 0, p->n);
-	while (atomic_load_explicit(&p->done, memory_order_acquire) != (unsigned)(p->n - 1))
-		cpu_relax();
+	for (unsigned i = 0;
+	     atomic_load_explicit(&p->done, memory_order_acquire) != (unsigned)(p->n - 1); i++)
+		wait_step(i);
 }
 
 void cpu_pool_barrier(struct cpu_pool *p, int nth)
@@ -187,6 +201,6 @@ void cpu_pool_barrier(struct cpu_pool *p, int nth)
 		atomic_store_explicit(&p->bar_sense, sense + 1, memory_order_release);
 		return;
 	}
-	while (atomic_load_explicit(&p->bar_sense, memory_order_acquire) == sense)
-		cpu_relax();
+	for (unsigned i = 0; atomic_load_explicit(&p->bar_sense, memory_order_acquire) == sense; i++)
+		wait_step(i);
 }

@@ -83,6 +83,11 @@ START_TEST(row_ops)
 			for (size_t i = 0; i < n; i++)
 				close_to(y[i], a[i] * 0.37, 1e-6, "scale", o->name, n, i);
 
+			float mx = a[0];
+			for (size_t i = 1; i < n; i++)
+				mx = a[i] > mx ? a[i] : mx;
+			ck_assert_msg(o->max(a, n) == mx, "max (%s, n %zu)", o->name, n);
+
 			double sum = 0;
 			for (size_t i = 0; i < n; i++)
 				sum += exp((double)a[i] - 1.5);
