@@ -269,6 +269,80 @@ START_TEST(fairness_bound)
 }
 END_TEST
 
+/* Interactive requests go before batch ones and take their slots. */
+START_TEST(priority_classes)
+{
+	struct tenant_table tt;
+	tenant_table_init_default(&tt);
+	tenant_policy_init(&tt.t[1], "bulk");
+	tt.t[1].match = TENANT_MATCH_UID;
+	tt.t[1].uid = 9;
+	tt.t[1].priority = TENANT_PRIO_BATCH;
+	tt.n = 2;
+	struct sched_opts o = { .size = sizeof(o), .max_batch_tokens = 64, .max_running = 2,
+				.tenants = &tt };
+	struct t_sched_env *e = t_sched_env_new(256, &o);
+	static int32_t pa[6][8];
+	for (int i = 0; i < 6; i++) {
+		memcpy(pa[i], e->golden[0].prompt_ids, 5 * sizeof(int32_t));
+		pa[i][1] = 3 + i;
+		struct sched_req_params p = t_sched_params(pa[i], 5, 100);
+		t_sched_submit(e, &p, "bulk", 1, (uint32_t)i);
+	}
+	for (int k = 0; k < 5; k++)
+		t_sched_step(e);
+	/* An interactive tenant's request preempts a batch sequence at once... */
+	struct sched_req_params p = t_sched_params(e->golden[0].prompt_ids, 5, 32);
+	uint64_t at = e->steps;
+	t_sched_submit(e, &p, "default", 2, 10);
+	/* ...and one that lowers itself to batch waits for the interactive class. */
+	p.priority = SCHED_PRIO_BATCH;
+	t_sched_submit(e, &p, "default", 2, 11);
+	t_sched_step(e);
+	ck_assert_uint_eq(e->rec[10].n_ids, 1);
+	ck_assert_uint_eq(e->rec[10].first_token_step, at + 1);
+	while (!e->rec[10].done)
+		t_sched_step(e);
+	check_golden(e, 10, &e->golden[0]);
+	ck_assert_uint_eq(e->rec[11].n_ids, 0);
+	struct sched_stats st;
+	sched_get_stats(e->s, &st);
+	ck_assert_uint_eq(st.tenants[1].preemptions, 1);
+	t_sched_run(e, 5000);
+	check_golden(e, 11, &e->golden[0]);
+	for (int i = 0; i < 6; i++)
+		ck_assert(e->rec[i].done && e->rec[i].n_ids == 100);
+	/* The lowered one waited for the interactive one, then shared fairly with bulk. */
+	ck_assert_uint_gt(e->rec[11].first_token_step, e->rec[10].done_step);
+	ck_assert_uint_lt(e->rec[11].first_token_step, e->rec[5].first_token_step);
+	check_baseline(e);
+	t_sched_env_free(e);
+}
+END_TEST
+
+START_TEST(shutdown_grace)
+{
+	struct t_sched_env *e = t_sched_env_new(256, NULL);
+	struct sched_req_params p = t_sched_params(e->golden[0].prompt_ids, 5, 0);
+	t_sched_submit(e, &p, NULL, 1, 0);
+	t_sched_step(e);
+	sched_shutdown(e->s, 50);
+	uint64_t t0 = sched_now_us();
+	ck_assert_uint_gt(sched_next_wakeup_us(e->s), t0);
+	struct timespec ts = { 0, 2000000 };
+	while (!e->rec[0].done) {
+		t_sched_step(e);
+		nanosleep(&ts, NULL);
+	}
+	uint64_t dt = sched_now_us() - t0;
+	ck_assert_int_eq(e->rec[0].d.reason, SCHED_FINISH_SHUTDOWN);
+	ck_assert_uint_ge(dt, 50000);
+	ck_assert_uint_gt(e->rec[0].n_ids, 5);
+	check_baseline(e);
+	t_sched_env_free(e);
+}
+END_TEST
+
 START_TEST(deadline)
 {
 	struct t_sched_env *e = t_sched_env_new(256, NULL);
@@ -506,6 +580,8 @@ Suite *t_suite(void)
 	tcase_add_test(tc, decode_not_starved);
 	tcase_add_test(tc, cancel_frees);
 	tcase_add_test(tc, fairness_bound);
+	tcase_add_test(tc, priority_classes);
+	tcase_add_test(tc, shutdown_grace);
 	tcase_add_test(tc, deadline);
 	tcase_add_loop_test(tc, stop_strings, 0, (int)(sizeof(stop_cases) / sizeof(stop_cases[0])));
 	tcase_add_test(tc, back_pressure);
