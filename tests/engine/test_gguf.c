@@ -533,6 +533,9 @@ START_TEST(bad_magic_and_version)
 	t_gguf_poke32(buf, 4, 99);
 	T_GGUF_EXPECT_FAIL(buf, len, "version: 99");
 	buf = t_gguf_small(&len);
+	t_gguf_poke32(buf, 4, 0x03000000);
+	T_GGUF_EXPECT_FAIL(buf, len, "version: 50331648", "big-endian");
+	buf = t_gguf_small(&len);
 	t_gguf_poke32(buf, 4, 2);
 	char err[256];
 	ck_assert_int_eq(t_gguf_open_walk(buf, len, err, sizeof(err)), 0); /* v2 = v3 layout */
