@@ -2,25 +2,33 @@
  *
  * Each sched_step() is one engine iteration: apply cancellations, deadlines
  * and a new tenant table; give every running decode sequence its token;
- * share the rest of the token budget between tenants (weighted deficit round
- * robin, interactive class first) as prefill chunks of running sequences and
- * admissions of waiting requests; run model_step(); sample; report events.
+ * share the rest of the token budget, interactive class first, between the
+ * tenants with prefill work: each gets a quantum proportional to its weight
+ * (deficit round robin whose quantum is the tenant's weighted share of the
+ * step's budget), spent on prefill chunks of its running sequences (oldest
+ * first) and then on admitting its queued requests; what a tenant cannot use
+ * goes round again to the others, and the starting tenant rotates each step.
+ * Then model_step(), sampling, events.
  *
- * KV: blocks come from the prefix cache (kvmgr.h) when a prompt starts with
- * full blocks seen before. When blocks run out, the lowest-priority, most
- * recently admitted sequence is preempted: its blocks are freed and it goes
- * back to the front of its queue with prompt + generated tokens, so it is
- * recomputed later and its output is unchanged.
+ * KV: an admitted request takes the blocks for its whole prompt at once,
+ * reusing cached full blocks of a prompt prefix seen before (kvmgr.h), so a
+ * prefill never waits for KV. When a decode needs a block and none is left,
+ * the lowest-priority, most recently admitted sequence is preempted: its
+ * blocks are freed and it goes back to the front of its queue with prompt +
+ * generated tokens, to be recomputed later with unchanged output. A waiting
+ * request may preempt a lower-class sequence, or one of another tenant above
+ * its weighted share of running slots or KV, to get a slot and blocks.
  *
- * Fairness bound (tested): for a request of tenant T whose class has no
- * higher class waiting, with M = max_batch_tokens, R = max_running and
- * W = the summed weight of the tenants with prefill work in T's class, the
- * request is admitted in the first step after sched_submit() (a sequence of a
- * tenant above its weighted share of R slots or KV is preempted if needed),
- * and its prefill gets at least floor((M - R) * w_T / W) tokens in each
- * following step; so a P-token prompt yields its first token within
- * 1 + ceil(P / floor((M - R) * w_T / W)) steps, however many requests other
- * tenants queue.
+ * Fairness bound (tested): let M = max_batch_tokens, R = max_running, and W
+ * the summed weight of the tenants with prefill work in the class of a
+ * request of tenant T (weight w). If no higher class is waiting, T is
+ * entitled to a slot (R * w >= summed weight of the tenants in flight), its
+ * session takes events, and the KV pool does not run out meanwhile, the
+ * request is admitted in the first sched_step() after sched_submit() and its
+ * prefill gets at least floor((M - R) * w / W) tokens in every step after,
+ * so a P-token prompt yields its first token within
+ * 1 + ceil(P / floor((M - R) * w / W)) steps, however many requests other
+ * tenants queue. (With A and B of weight 1, M = 64, R = 4, P = 231: 9 steps.)
  *
  * Threads: everything here runs on the engine thread, except
  * sched_set_tenants(), which any thread may call. Event callbacks run inside
@@ -149,8 +157,10 @@ bool sched_idle(const struct sched *s);
  * flight, or 0: an idle engine thread should wake by then. */
 uint64_t sched_next_wakeup_us(const struct sched *s);
 
-/* Stops admitting (sched_submit returns -ESHUTDOWN); requests in flight go
- * on for GRACE_MS, then end with SCHED_FINISH_SHUTDOWN. */
+/* Stops admitting: sched_submit() returns -ESHUTDOWN, and requests that never
+ * started end now with SCHED_FINISH_SHUTDOWN (reported from inside this
+ * call). Requests that started go on for GRACE_MS, then end the same way at
+ * a step boundary. */
 void sched_shutdown(struct sched *s, uint32_t grace_ms);
 
 /* Replaces the tenant policy; callable from any thread. The engine thread
