@@ -405,7 +405,9 @@ static uint32_t poll_sessions(struct engine *e)
 			engine_fail_session(e, s);
 			continue;
 		}
+		uint64_t bad = s->srv.n_bad_sqes;
 		int r = gi_srv_poll(&s->srv, SQE_QUOTA, engine_on_sqe, e);
+		e->requests_rejected += s->srv.n_bad_sqes - bad;
 		if (r < 0)
 			engine_fail_session(e, s);
 		else if (r > 0) {
@@ -512,8 +514,7 @@ static void sleep_idle(struct engine *e, bool blocked)
 		disarm_all(e);
 		return;
 	}
-	if (now - e->stats_ms >= 1 || blocked)
-		refresh_stats(e, now);
+	refresh_stats(e, now);
 	struct epoll_event evs[64];
 	int n = epoll_wait(e->epfd, evs, 64, timeout);
 	disarm_all(e);

@@ -263,13 +263,17 @@ static bool ev_can_emit(void *ctx, uint64_t session)
 		return true; /* its events are dropped; let it run to its cancellation */
 	if (s->backlog.head != s->backlog.n)
 		return false;
-	int space = gi_srv_cq_space(&s->srv);
+	/* A token and the DONE after it, with room for a split text. Asking
+	 * the ring for that many makes it re-read cq.head when its cached
+	 * view has fewer free slots. */
+	uint32_t want = s->reserved + 3;
+	int space = s->srv.error ? s->srv.error : gi_ring_prod_space(&s->srv.cq, want);
 	if (space < 0) {
+		gi_srv_fail(&s->srv, "cq.head moved backwards or past cq.tail");
 		engine_fail_session(ctx, s);
 		return true;
 	}
-	/* A token and the DONE after it, with room for a split text. */
-	if ((uint32_t)space < s->reserved + 3)
+	if ((uint32_t)space < want)
 		return false;
 	s->reserved += 3;
 	return true;

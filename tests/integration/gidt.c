@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -52,6 +53,8 @@ static int spawn(struct gidt_daemon *d, char *const *argv)
 			dup2(fd, 2);
 			dup2(fd, 1);
 		}
+		/* A failing test must not leave its daemon behind. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		setenv("GI_SOCKET", d->sock, 1);
 		unsetenv("JOURNAL_STREAM");
 		execv(argv[0], argv);
@@ -77,6 +80,10 @@ int gidt_start(struct gidt_daemon *d, const char *const *extra)
 	static char gid[4096], model[4096];
 	snprintf(gid, sizeof(gid), "%s", t_build("bin/gid"));
 	snprintf(model, sizeof(model), "%s", t_shared("models/stories260K.gguf"));
+	if (access(gid, X_OK) < 0) {
+		fprintf(stderr, "gidt: %s is not built\n", gid);
+		return -ENOENT;
+	}
 	char *argv[64] = { gid, "--model", model, "--socket", d->sock, "--user", "",
 			   "--threads", "1", "--log-level", "debug" };
 	int n = 11;
@@ -86,9 +93,10 @@ int gidt_start(struct gidt_daemon *d, const char *const *extra)
 	return spawn(d, argv);
 }
 
-int gidt_start_argv(struct gidt_daemon *d, char *const *argv)
+int gidt_start_argv(struct gidt_daemon *d, const char *sock, char *const *argv)
 {
 	new_dir(d);
+	snprintf(d->sock, sizeof(d->sock), "%s", sock);
 	return spawn(d, argv);
 }
 

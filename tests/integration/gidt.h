@@ -21,8 +21,8 @@ struct gidt_daemon {
  * fresh socket, with EXTRA flags (NULL-terminated, may be NULL), logging to
  * a file; waits up to 15 s until it answers. 0 or a negative errno. */
 int gidt_start(struct gidt_daemon *d, const char *const *extra);
-/* Same, running ARGV (full command line) with the socket in $GI_SOCKET. */
-int gidt_start_argv(struct gidt_daemon *d, char *const *argv);
+/* Same, running ARGV (a full command line) that serves SOCK. */
+int gidt_start_argv(struct gidt_daemon *d, const char *sock, char *const *argv);
 /* Sends SIG and waits up to TIMEOUT_MS for exit (then SIGKILLs). Returns
  * the wait status, or -ETIMEDOUT if it had to be killed. */
 int gidt_stop(struct gidt_daemon *d, int sig, int timeout_ms);

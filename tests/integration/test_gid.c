@@ -190,6 +190,34 @@ START_TEST(errors_are_events)
 }
 END_TEST
 
+/* systemd-style socket activation: systemd-socket-activate owns the
+ * socket and execs gid (LISTEN_FDS) on the first connection. */
+START_TEST(socket_activation)
+{
+	load_golden();
+	static char gid[4096], model[4096], sock[128];
+	const char *tool = "/usr/bin/systemd-socket-activate";
+	ck_assert_msg(access(tool, X_OK) == 0, "%s is missing (Debian: package systemd)", tool);
+	snprintf(gid, sizeof(gid), "%s", t_build("bin/gid"));
+	snprintf(model, sizeof(model), "%s", t_shared("models/stories260K.gguf"));
+	snprintf(sock, sizeof(sock), "/tmp/gidt-sa-%d.sock", (int)getpid());
+	char *argv[] = { (char *)tool, "-l", sock, "--seqpacket", gid, "--model", model, "--user", "",
+			 "--threads", "1", NULL };
+	int r = gidt_start_argv(&dmn, sock, argv);
+	if (r < 0)
+		gidt_dump_log(&dmn);
+	ck_assert_int_eq(r, 0);
+	struct gidt_conn c;
+	ck_assert_int_eq(gidt_connect(&c, sock), 0);
+	static struct gidt_result res;
+	ck_assert_int_eq(check_golden(&c, 0, &res), 0);
+	gidt_close(&c);
+	ck_assert(gidt_log_has(&dmn, "listening on the socket systemd passed"));
+	stop();
+	unlink(sock);
+}
+END_TEST
+
 Suite *t_suite(void)
 {
 	Suite *s = suite_create("gid");
@@ -198,6 +226,7 @@ Suite *t_suite(void)
 	tcase_add_test(tc, one_client_golden);
 	tcase_add_test(tc, clients_32_golden_and_seeded);
 	tcase_add_test(tc, errors_are_events);
+	tcase_add_test(tc, socket_activation);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,283 @@
+/* gid under faults: a client SIGKILLed mid-stream, SIGTERM with streams
+ * running, the daemon SIGKILLed under a client, hostile clients (garbage
+ * SQEs, corrupted ring indices, doorbell floods, garbage control messages).
+ * In each case only the guilty party is affected. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ipc/atomics.h"
+#include "ipc/doorbell.h"
+#include "tests/engine/golden.h"
+#include "tests/integration/gidt.h"
+#include "tests/t_util.h"
+
+static struct t_golden_case golden[8];
+static int n_golden;
+static struct gidt_daemon dmn;
+
+static void start(const char *const *extra)
+{
+	n_golden = t_golden_load(t_shared("golden/stories260K_greedy.json"), golden, 8);
+	ck_assert_int_ge(n_golden, 4);
+	int r = gidt_start(&dmn, extra);
+	if (r < 0)
+		gidt_dump_log(&dmn);
+	ck_assert_msg(r == 0, "gid did not start: %s", strerror(-r));
+}
+
+static void stop(void)
+{
+	int st = gidt_stop(&dmn, SIGTERM, 10000);
+	if (st != 0)
+		gidt_dump_log(&dmn);
+	ck_assert_msg(st == 0, "gid exit status %d", st);
+}
+
+/* Every golden case on a new session; 0 if all match. */
+static int golden_pass(void)
+{
+	struct gidt_conn c;
+	static struct gidt_result res;
+	if (gidt_connect(&c, dmn.sock) < 0)
+		return -ECONNREFUSED;
+	for (int g = 0; g < n_golden; g++) {
+		struct gidt_params p = { .prompt = golden[g].prompt, .max_tokens = golden[g].n_output };
+		int r = gidt_run(&c, &p, &res, 30000);
+		if (r < 0 || res.n_ids != golden[g].n_output ||
+		    memcmp(res.ids, golden[g].output_ids, res.n_ids * 4)) {
+			fprintf(stderr, "golden case %d: r=%d kind %d result %d ids %u\n", g, r, res.kind,
+				res.result, res.n_ids);
+			gidt_close(&c);
+			return -EBADMSG;
+		}
+	}
+	gidt_close(&c);
+	return 0;
+}
+
+/* Forks a client that starts a long stream, tells the parent (one byte on
+ * the pipe) once tokens flow, then stops draining its CQ and waits. */
+static pid_t stalled_client(int *ret_fd)
+{
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(p[0]);
+		struct gidt_conn c;
+		static struct gidt_result res;
+		if (gidt_connect(&c, dmn.sock) < 0)
+			_exit(2);
+		struct gidt_params q = { .prompt = golden[3].prompt, .max_tokens = 1500 };
+		if (gidt_submit(&c, 0, &q) < 0)
+			_exit(3);
+		struct gi_cqe ev;
+		while (gi_cli_reap(&c.cli, &ev, 1) == 0)
+			usleep(100);
+		if (write(p[1], "x", 1) != 1)
+			_exit(4);
+		(void)res;
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	*ret_fd = p[0];
+	return pid;
+}
+
+START_TEST(client_killed_mid_stream)
+{
+	start(NULL);
+	static char js[65536];
+	int fd;
+	pid_t pid = stalled_client(&fd);
+	char x;
+	ck_assert_int_eq(read(fd, &x, 1), 1);
+	close(fd);
+	ck_assert_int_gt(gidt_stats(dmn.sock, js, sizeof(js)), 0);
+	ck_assert_int_eq(gidt_json_num(js, "requests_running"), 1);
+	ck_assert_int_gt(gidt_json_num(js, "kv_blocks_used"), 0);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	/* Its blocks go back to the pool, its session disappears. */
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "kv_blocks_used", 0, 5000), 0);
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "sessions", 0, 5000), 0);
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "requests_running", 0, 5000), 0);
+	/* Others are served correctly. */
+	ck_assert_int_eq(golden_pass(), 0);
+	stop();
+}
+END_TEST
+
+START_TEST(sigterm_mid_stream)
+{
+	start((const char *const[]){ "--shutdown-grace-ms", "300", NULL });
+	enum { N = 6 };
+	struct gidt_conn c[N];
+	static struct gidt_result res[N][1];
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(gidt_connect(&c[i], dmn.sock), 0);
+		struct gidt_params q = { .prompt = golden[i % n_golden].prompt, .max_tokens = 1800 };
+		ck_assert_int_eq(gidt_submit(&c[i], 0, &q), 0);
+	}
+	/* Every stream is running when the signal comes. */
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "requests_running", N, 5000), N);
+	kill(dmn.pid, SIGTERM);
+	uint64_t t0 = gidt_now_us();
+	int shutdown = 0;
+	for (int i = 0; i < N; i++) {
+		int r = gidt_wait_all(&c[i], res[i], 1, 10000);
+		ck_assert_msg(r == 0, "client %d: %s", i, strerror(-r));
+		ck_assert_msg(res[i][0].kind == GI_CQE_DONE, "client %d: kind %d result %d %s", i,
+			      res[i][0].kind, res[i][0].result, res[i][0].reason);
+		ck_assert(res[i][0].result == GI_FINISH_SHUTDOWN || res[i][0].result == GI_FINISH_LENGTH);
+		shutdown += res[i][0].result == GI_FINISH_SHUTDOWN;
+		ck_assert(gi_cli_daemon_flags(&c[i].cli) & GI_DFLAG_SHUTDOWN);
+	}
+	ck_assert_int_gt(shutdown, 0);
+	/* After the finish reasons the daemon goes, and every client sees it. */
+	for (int i = 0; i < N; i++) {
+		struct pollfd p = { .fd = c[i].hs.sock, .events = POLLIN | POLLRDHUP };
+		ck_assert_int_eq(poll(&p, 1, 10000), 1);
+		gidt_close(&c[i]);
+	}
+	ck_assert_uint_lt(gidt_now_us() - t0, 8000000);
+	int st = gidt_stop(&dmn, 0, 10000);
+	ck_assert_int_eq(st, 0);
+	ck_assert(gidt_log_has(&dmn, "shutting down"));
+}
+END_TEST
+
+START_TEST(daemon_killed)
+{
+	start(NULL);
+	struct gidt_conn c;
+	static struct gidt_result res;
+	ck_assert_int_eq(gidt_connect(&c, dmn.sock), 0);
+	struct gidt_params q = { .prompt = golden[0].prompt, .max_tokens = 1800 };
+	ck_assert_int_eq(gidt_submit(&c, 0, &q), 0);
+	struct gi_cqe ev;
+	while (gi_cli_reap(&c.cli, &ev, 1) == 0)
+		usleep(100);
+	kill(dmn.pid, SIGKILL);
+	waitpid(dmn.pid, NULL, 0);
+	dmn.pid = 0;
+	uint64_t t0 = gidt_now_us();
+	int r = gidt_wait_all(&c, &res, 1, 5000);
+	ck_assert_int_eq(r, -ECONNRESET);
+	ck_assert_uint_lt(gidt_now_us() - t0, 1000000);
+	/* The mapping outlives the daemon: reading it does not fault. */
+	uint32_t sum = 0;
+	const uint8_t *b = c.hs.region.base;
+	for (size_t i = 0; i < c.hs.region.size; i += 4096)
+		sum += b[i];
+	(void)sum;
+	ck_assert_int_ge(gi_cli_reap(&c.cli, &ev, 1), 0);
+	gidt_close(&c);
+}
+END_TEST
+
+/* Hostile children, each on its own session. Returns its pid. */
+static pid_t hostile(int kind)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid)
+		return pid;
+	struct gidt_conn c;
+	if (gidt_connect(&c, dmn.sock) < 0)
+		_exit(2);
+	struct gi_region *r = &c.hs.region;
+	srand(1234 + kind);
+	uint64_t end = gidt_now_us() + 1500000;
+	switch (kind) {
+	case 0: /* garbage SQEs with an honest tail */
+		for (int round = 0; round < 50; round++) {
+			for (uint32_t i = 0; i < r->layout.sq_entries; i++)
+				for (size_t k = 0; k < sizeof(struct gi_sqe); k++)
+					((uint8_t *)&r->sqes[i])[k] = (uint8_t)rand();
+			for (uint32_t i = 0; i < r->layout.arena_size; i += 64)
+				r->arena[i] = (uint8_t)rand();
+			uint32_t tail = gi_load_relaxed(r->sq_tail);
+			uint32_t head = gi_load_acquire(r->sq_head);
+			gi_store_release(r->sq_tail, head + r->layout.sq_entries);
+			(void)tail;
+			gi_db_ring(c.hs.submit_efd);
+			/* drain our CQ so the daemon can answer */
+			uint32_t ct = gi_load_acquire(r->cq_tail);
+			gi_store_release(r->cq_head, ct);
+			usleep(2000);
+		}
+		break;
+	case 1: /* random bytes everywhere, indices included */
+		for (size_t i = 4096; i < r->size; i++)
+			((uint8_t *)r->base)[i] = (uint8_t)rand();
+		gi_db_ring(c.hs.submit_efd);
+		break;
+	case 2: /* doorbell flood */
+		while (gidt_now_us() < end)
+			for (int i = 0; i < 1000; i++)
+				gi_db_ring(c.hs.submit_efd);
+		break;
+	case 3: { /* garbage on the control socket */
+		uint8_t junk[200];
+		for (size_t i = 0; i < sizeof(junk); i++)
+			junk[i] = (uint8_t)rand();
+		send(c.hs.sock, junk, sizeof(junk), MSG_NOSIGNAL);
+		break;
+	}
+	}
+	/* Wait to be dropped (or the time to run out), then leave. */
+	struct pollfd p = { .fd = c.hs.sock, .events = POLLIN | POLLRDHUP };
+	int dropped = poll(&p, 1, 3000) == 1;
+	_exit(dropped ? 10 : 11);
+}
+
+START_TEST(hostile_clients)
+{
+	start(NULL);
+	pid_t pids[4];
+	for (int k = 0; k < 4; k++)
+		pids[k] = hostile(k);
+	/* Meanwhile honest clients are served correctly. */
+	ck_assert_int_eq(golden_pass(), 0);
+	ck_assert_int_eq(golden_pass(), 0);
+	int st[4];
+	for (int k = 0; k < 4; k++) {
+		waitpid(pids[k], &st[k], 0);
+		ck_assert(WIFEXITED(st[k]));
+	}
+	/* Corrupted indices and socket garbage get the session dropped. */
+	ck_assert_int_eq(WEXITSTATUS(st[1]), 10);
+	ck_assert_int_eq(WEXITSTATUS(st[3]), 10);
+	static char js[65536];
+	ck_assert_int_gt(gidt_stats(dmn.sock, js, sizeof(js)), 0);
+	ck_assert_int_ge(gidt_json_num(js, "protocol_errors"), 2);
+	ck_assert_int_gt(gidt_json_num(js, "requests_rejected"), 0);
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "sessions", 0, 5000), 0);
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "kv_blocks_used", 0, 5000), 0);
+	ck_assert_int_eq(golden_pass(), 0);
+	stop();
+}
+END_TEST
+
+Suite *t_suite(void)
+{
+	Suite *s = suite_create("gid_faults");
+	TCase *tc = tcase_create("faults");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, client_killed_mid_stream);
+	tcase_add_test(tc, sigterm_mid_stream);
+	tcase_add_test(tc, daemon_killed);
+	tcase_add_test(tc, hostile_clients);
+	suite_add_tcase(s, tc);
+	return s;
+}
