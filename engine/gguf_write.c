@@ -8,6 +8,7 @@
 struct bytes {
 	uint8_t *p;
 	size_t len, cap;
+	int err; /* first allocation failure, sticky: later puts do nothing */
 };
 
 struct placed {
@@ -21,24 +22,23 @@ struct gguf_writer {
 	struct placed *placed; /* tensors added with gguf_writer_add_tensor, in order */
 	size_t n_placed, cap_placed;
 	uint64_t data_end;     /* unaligned end of the last placed tensor */
-	int err;               /* first allocation failure, sticky */
 	/* streaming state */
 	uint64_t pos;          /* bytes of the data section written */
 	size_t cur;            /* placed tensor being written */
 	bool header_done;
 };
 
-static int put(struct gguf_writer *w, struct bytes *b, const void *p, size_t n)
+static int put(struct bytes *b, const void *p, size_t n)
 {
-	if (w->err)
-		return w->err;
+	if (b->err)
+		return b->err;
 	if (n > b->cap - b->len) {
 		size_t cap = b->cap ? b->cap : 256;
 		while (n > cap - b->len)
 			cap *= 2;
 		uint8_t *q = realloc(b->p, cap);
 		if (!q)
-			return w->err = -ENOMEM;
+			return b->err = -ENOMEM;
 		b->p = q;
 		b->cap = cap;
 	}
@@ -48,20 +48,20 @@ static int put(struct gguf_writer *w, struct bytes *b, const void *p, size_t n)
 	return 0;
 }
 
-static int put_u32(struct gguf_writer *w, struct bytes *b, uint32_t v)
+static int put_u32(struct bytes *b, uint32_t v)
 {
-	return put(w, b, &v, sizeof(v));
+	return put(b, &v, sizeof(v));
 }
 
-static int put_u64(struct gguf_writer *w, struct bytes *b, uint64_t v)
+static int put_u64(struct bytes *b, uint64_t v)
 {
-	return put(w, b, &v, sizeof(v));
+	return put(b, &v, sizeof(v));
 }
 
-static int put_str(struct gguf_writer *w, struct bytes *b, const char *s, uint64_t len)
+static int put_str(struct bytes *b, const char *s, uint64_t len)
 {
-	put_u64(w, b, len);
-	return put(w, b, s, len);
+	put_u64(b, len);
+	return put(b, s, len);
 }
 
 static uint64_t align_up(uint64_t v, uint64_t a)
@@ -107,8 +107,8 @@ int gguf_writer_set_alignment(struct gguf_writer *w, uint32_t alignment)
 
 static int put_key(struct gguf_writer *w, const char *key, uint32_t type)
 {
-	put_str(w, &w->kvs, key, strlen(key));
-	int r = put_u32(w, &w->kvs, type);
+	put_str(&w->kvs, key, strlen(key));
+	int r = put_u32(&w->kvs, type);
 	if (r == 0)
 		w->n_kv++;
 	return r;
@@ -118,7 +118,7 @@ int gguf_writer_add(struct gguf_writer *w, const char *key, enum gguf_vtype t, c
 {
 	if (t == GGUF_STRING) {
 		put_key(w, key, t);
-		return put_str(w, &w->kvs, val, strlen(val));
+		return put_str(&w->kvs, val, strlen(val));
 	}
 	size_t n = gguf_vtype_size(t);
 	if (!n)
@@ -129,7 +129,7 @@ int gguf_writer_add(struct gguf_writer *w, const char *key, enum gguf_vtype t, c
 		val = &b;
 	}
 	put_key(w, key, t);
-	return put(w, &w->kvs, val, n);
+	return put(&w->kvs, val, n);
 }
 
 int gguf_writer_add_u32(struct gguf_writer *w, const char *key, uint32_t v)
@@ -155,8 +155,8 @@ int gguf_writer_add_str(struct gguf_writer *w, const char *key, const char *v)
 static int put_arr_head(struct gguf_writer *w, const char *key, enum gguf_vtype elem, uint64_t n)
 {
 	put_key(w, key, GGUF_ARRAY);
-	put_u32(w, &w->kvs, elem);
-	return put_u64(w, &w->kvs, n);
+	put_u32(&w->kvs, elem);
+	return put_u64(&w->kvs, n);
 }
 
 int gguf_writer_add_arr(struct gguf_writer *w, const char *key, enum gguf_vtype elem,
@@ -166,21 +166,21 @@ int gguf_writer_add_arr(struct gguf_writer *w, const char *key, enum gguf_vtype 
 		const char *const *s = data;
 		put_arr_head(w, key, elem, n);
 		for (uint64_t i = 0; i < n; i++)
-			put_str(w, &w->kvs, s[i], strlen(s[i]));
-		return w->err;
+			put_str(&w->kvs, s[i], strlen(s[i]));
+		return w->kvs.err;
 	}
 	size_t es = gguf_vtype_size(elem);
 	if (!es || n > SIZE_MAX / es)
 		return -EINVAL;
 	put_arr_head(w, key, elem, n);
 	if (elem != GGUF_BOOL)
-		return put(w, &w->kvs, data, n * es);
+		return put(&w->kvs, data, n * es);
 	const bool *b = data;
 	for (uint64_t i = 0; i < n; i++) {
 		uint8_t v = b[i];
-		put(w, &w->kvs, &v, 1);
+		put(&w->kvs, &v, 1);
 	}
-	return w->err;
+	return w->kvs.err;
 }
 
 int gguf_writer_add_strs(struct gguf_writer *w, const char *key, const struct gguf_str *strs,
@@ -188,8 +188,8 @@ int gguf_writer_add_strs(struct gguf_writer *w, const char *key, const struct gg
 {
 	put_arr_head(w, key, GGUF_STRING, n);
 	for (uint64_t i = 0; i < n; i++)
-		put_str(w, &w->kvs, strs[i].ptr, strs[i].len);
-	return w->err;
+		put_str(&w->kvs, strs[i].ptr, strs[i].len);
+	return w->kvs.err;
 }
 
 int gguf_writer_copy_kv(struct gguf_writer *w, const struct gguf_kv *kv)
@@ -201,13 +201,13 @@ int gguf_writer_copy_kv(struct gguf_writer *w, const struct gguf_kv *kv)
 	key[kv->key.len] = 0;
 	if (kv->type == GGUF_STRING) {
 		put_key(w, key, GGUF_STRING);
-		return put_str(w, &w->kvs, kv->v.str.ptr, kv->v.str.len);
+		return put_str(&w->kvs, kv->v.str.ptr, kv->v.str.len);
 	}
 	if (kv->type == GGUF_ARRAY) {
 		if (kv->v.arr.type == GGUF_STRING)
 			return gguf_writer_add_strs(w, key, kv->v.arr.strs, kv->v.arr.n);
 		put_arr_head(w, key, kv->v.arr.type, kv->v.arr.n);
-		return put(w, &w->kvs, kv->v.arr.data, kv->v.arr.n * gguf_vtype_size(kv->v.arr.type));
+		return put(&w->kvs, kv->v.arr.data, kv->v.arr.n * gguf_vtype_size(kv->v.arr.type));
 	}
 	/* Scalars are stored widened in the kv; narrow them back. */
 	union {
@@ -235,7 +235,7 @@ int gguf_writer_add_raw_kv(struct gguf_writer *w, const char *key, uint32_t type
 			   const void *payload, size_t n)
 {
 	put_key(w, key, type);
-	return put(w, &w->kvs, payload, n);
+	return put(&w->kvs, payload, n);
 }
 
 /* ---- tensor infos -------------------------------------------------------------- */
@@ -243,12 +243,12 @@ int gguf_writer_add_raw_kv(struct gguf_writer *w, const char *key, uint32_t type
 int gguf_writer_add_tensor_raw(struct gguf_writer *w, const char *name, uint32_t type,
 			       uint32_t n_dims, const uint64_t *ne, uint64_t offset)
 {
-	put_str(w, &w->infos, name, strlen(name));
-	put_u32(w, &w->infos, n_dims);
+	put_str(&w->infos, name, strlen(name));
+	put_u32(&w->infos, n_dims);
 	for (uint32_t d = 0; d < n_dims; d++)
-		put_u64(w, &w->infos, ne[d]);
-	put_u32(w, &w->infos, type);
-	int r = put_u64(w, &w->infos, offset);
+		put_u64(&w->infos, ne[d]);
+	put_u32(&w->infos, type);
+	int r = put_u64(&w->infos, offset);
 	if (r == 0)
 		w->n_tensors++;
 	return r;
@@ -274,7 +274,7 @@ int gguf_writer_add_tensor(struct gguf_writer *w, const char *name, enum gi_type
 		size_t cap = w->cap_placed ? 2 * w->cap_placed : 64;
 		struct placed *p = realloc(w->placed, cap * sizeof(*p));
 		if (!p)
-			return w->err = -ENOMEM;
+			return -ENOMEM;
 		w->placed = p;
 		w->cap_placed = cap;
 	}
@@ -301,17 +301,16 @@ uint64_t gguf_writer_header_size(const struct gguf_writer *w)
 
 static int build_header(const struct gguf_writer *w, struct bytes *h)
 {
-	struct gguf_writer *mw = (struct gguf_writer *)w; /* only its sticky error changes */
 	uint64_t size = gguf_writer_header_size(w);
-	put(mw, h, "GGUF", 4);
-	put_u32(mw, h, w->version);
-	put_u64(mw, h, w->n_tensors);
-	put_u64(mw, h, w->n_kv);
-	put(mw, h, w->kvs.p, w->kvs.len);
-	put(mw, h, w->infos.p, w->infos.len);
-	while (!w->err && h->len < size)
-		put(mw, h, "", 1);
-	return w->err;
+	put(h, "GGUF", 4);
+	put_u32(h, w->version);
+	put_u64(h, w->n_tensors);
+	put_u64(h, w->n_kv);
+	put(h, w->kvs.p, w->kvs.len);
+	put(h, w->infos.p, w->infos.len);
+	while (!h->err && h->len < size)
+		put(h, "", 1);
+	return h->err ? h->err : w->kvs.err ? w->kvs.err : w->infos.err;
 }
 
 int gguf_writer_to_buffer(const struct gguf_writer *w, const void *data, size_t data_len,
