@@ -14,8 +14,8 @@ int kv_cache_create(struct model *m, uint32_t n_blocks, struct kv_cache **ret)
 		return -ENOMEM;
 	kv->m = m;
 	size_t bytes = gi_kv_pool_layout(&kv->pool, m->kv_type, m->info.n_layer, n_blocks,
-					 KV_BLOCK_TOKENS, m->kv_dim);
-	if (bytes / n_blocks / m->info.n_layer != kv->pool.block_stride ||
+					 KV_BLOCK_TOKENS, m->info.n_head_kv, m->info.head_dim);
+	if (!bytes ||
 	    gi_backend_alloc(m->be, bytes, &kv->pool.k) ||
 	    gi_backend_alloc(m->be, bytes, &kv->pool.v)) {
 		kv_cache_free(kv);

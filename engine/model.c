@@ -320,7 +320,8 @@ int model_load(const char *path, const struct model_opts *o, struct model **ret,
 	in->backend = gi_backend_name(m->be);
 	struct gi_kv_pool pool;
 	in->kv_bytes_per_block =
-		2 * gi_kv_pool_layout(&pool, m->kv_type, in->n_layer, 1, KV_BLOCK_TOKENS, m->kv_dim);
+		2 * gi_kv_pool_layout(&pool, m->kv_type, in->n_layer, 1, KV_BLOCK_TOKENS,
+				      in->n_head_kv, in->head_dim);
 	*ret = m;
 	return 0;
 fail:

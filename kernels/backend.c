@@ -4,22 +4,33 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "kernels/backend_impl.h"
 
 size_t gi_kv_pool_layout(struct gi_kv_pool *kv, enum gi_type type, uint32_t n_layer,
-			 uint32_t n_blocks, uint32_t block_tokens, uint32_t kv_dim)
+			 uint32_t n_blocks, uint32_t block_tokens, uint32_t n_head_kv,
+			 uint32_t head_dim)
 {
 	size_t esz = type == GI_TYPE_F16 ? 2 : 4;
-	kv->k = kv->v = NULL;
-	kv->type = type == GI_TYPE_F16 ? GI_TYPE_F16 : GI_TYPE_F32;
-	kv->n_blocks = n_blocks;
-	kv->block_tokens = block_tokens;
-	kv->row_stride = (size_t)kv_dim * esz;
-	kv->block_stride = kv->row_stride * block_tokens;
-	kv->layer_stride = kv->block_stride * n_blocks;
-	return kv->layer_stride * n_layer;
+	*kv = (struct gi_kv_pool){
+		.type = type == GI_TYPE_F16 ? GI_TYPE_F16 : GI_TYPE_F32,
+		.n_blocks = n_blocks,
+		.block_tokens = block_tokens,
+		.n_head_kv = n_head_kv,
+		.head_dim = head_dim,
+	};
+	/* each factor below 2^32, so two at a time cannot overflow 64 bits */
+	uint64_t blk = (uint64_t)n_head_kv * head_dim, lay;
+	if (__builtin_mul_overflow(blk, (uint64_t)block_tokens * esz, &blk) ||
+	    __builtin_mul_overflow(blk, (uint64_t)n_blocks, &lay) || blk > SIZE_MAX ||
+	    lay > SIZE_MAX || __builtin_mul_overflow(lay, (uint64_t)n_layer, &lay) ||
+	    lay > SIZE_MAX)
+		return 0;
+	kv->block_stride = (size_t)blk;
+	kv->layer_stride = (size_t)blk * n_blocks;
+	return (size_t)lay;
 }
 
 static int mat_ok(const struct gi_mat *w, uint32_t i, const char *what, char *err, size_t errlen)

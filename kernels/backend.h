@@ -160,20 +160,27 @@ struct gi_graph_desc {
 	uint32_t max_out;    /* most GI_ROWS_OUT rows in one step */
 };
 
-/* The paged KV pool: for layer L, block B, slot S (< block_tokens) the K row
- * of n_head_kv*head_dim elements of TYPE (F32 or F16) is at
- * k + L*layer_stride + B*block_stride + S*row_stride (bytes), V likewise. */
+/* The paged KV pool. Block B of layer L starts at k + L*layer_stride +
+ * B*block_stride bytes (V likewise); inside a block, elements of TYPE (F32 or
+ * F16) for KV head H are laid out as
+ *   K: [head_dim][block_tokens], (d, slot) at (H*head_dim + d)*block_tokens + slot
+ *   V: [block_tokens][head_dim], (slot, d) at (H*block_tokens + slot)*head_dim + d
+ * K is transposed so the scores of a block's keys are vector multiply-adds
+ * across slots (no horizontal sums, whatever the head size); V is row-major
+ * so weighting values is multiply-adds across dims. */
 struct gi_kv_pool {
 	void *k, *v;
 	enum gi_type type;
-	uint32_t n_blocks, block_tokens;
-	size_t layer_stride, block_stride, row_stride;
+	uint32_t n_blocks, block_tokens, n_head_kv, head_dim;
+	size_t layer_stride, block_stride;
 };
 
-/* Bytes of the pool for N_LAYER layers and N_BLOCKS blocks, K and V each,
- * and its layout (KV->k and KV->v are left for the caller to allocate). */
+/* Fills KV's layout for N_LAYER layers of N_BLOCKS blocks and returns the
+ * bytes of K (V is the same size); KV->k and KV->v are the caller's to
+ * allocate. 0 on overflow. */
 size_t gi_kv_pool_layout(struct gi_kv_pool *kv, enum gi_type type, uint32_t n_layer,
-			 uint32_t n_blocks, uint32_t block_tokens, uint32_t kv_dim);
+			 uint32_t n_blocks, uint32_t block_tokens, uint32_t n_head_kv,
+			 uint32_t head_dim);
 
 struct gi_step_seq {
 	const uint32_t *blocks; /* block table (host memory, read during the run) */

@@ -152,11 +152,35 @@ static void exec_matmul(struct gi_graph *g, const struct gi_node *n, int ith, in
 	}
 }
 
-static void *kv_row(const struct gi_kv_pool *kv, void *base, uint32_t layer, uint32_t block,
-		    uint32_t slot)
+/* Start of block BLOCK of LAYER in pool half BASE (K or V). */
+static uint8_t *kv_block(const struct gi_kv_pool *kv, void *base, uint32_t layer, uint32_t block)
 {
-	return (uint8_t *)base + layer * kv->layer_stride + block * kv->block_stride +
-	       slot * kv->row_stride;
+	return (uint8_t *)base + layer * kv->layer_stride + block * kv->block_stride;
+}
+
+/* Stores K and V of one token at SLOT of a block, in the pool's layout. */
+static void kv_store(const struct gi_graph *g, const struct gi_kv_pool *kv, uint8_t *kb,
+		     uint8_t *vb, uint32_t slot, const float *k, const float *v, float *tmp)
+{
+	uint32_t hd = kv->head_dim, bt = kv->block_tokens, kd = kv->n_head_kv * hd;
+	int f16 = kv->type == GI_TYPE_F16;
+	gi_f16 *th = (gi_f16 *)tmp;
+	if (f16)
+		g->b->ops->to_f16(k, th, kd);
+	for (uint32_t i = 0; i < kd; i++) {
+		size_t at = (size_t)i * bt + slot; /* (head, d) row i of the transposed K */
+		if (f16)
+			((gi_f16 *)kb)[at] = th[i];
+		else
+			((float *)kb)[at] = k[i];
+	}
+	for (uint32_t h = 0; h < kv->n_head_kv; h++) {
+		size_t at = ((size_t)h * bt + slot) * hd;
+		if (f16)
+			g->b->ops->to_f16(v + h * hd, (gi_f16 *)vb + at, hd);
+		else
+			memcpy((float *)vb + at, v + h * hd, hd * sizeof(float));
+	}
 }
 
 static void exec_rope_kv(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
@@ -165,7 +189,7 @@ static void exec_rope_kv(struct gi_graph *g, const struct gi_node *n, int ith, i
 	const struct gi_step *s = g->s;
 	const struct gi_kv_pool *kv = s->kv;
 	uint32_t hd = p->head_dim, qd = p->n_head * hd, kd = p->n_head_kv * hd, a, b;
-	float *cs = g->thr + (size_t)ith * g->thr_stride, *sn = cs + hd / 2;
+	float *cs = g->thr + (size_t)ith * g->thr_stride, *sn = cs + hd / 2, *tmp = cs + hd;
 	int neox = p->rope_style == GI_ROPE_NEOX;
 	split(s->n_tokens, ith, nth, &a, &b);
 	for (uint32_t t = a; t < b; t++) {
@@ -178,34 +202,15 @@ static void exec_rope_kv(struct gi_graph *g, const struct gi_node *n, int ith, i
 			cpu_rope_head(k + h * hd, cs, sn, p->n_rot, neox);
 		const struct gi_step_seq *sq = &s->seqs[s->seq[t]];
 		uint32_t blk = sq->blocks[pos / kv->block_tokens], slot = pos % kv->block_tokens;
-		void *kd_ = kv_row(kv, kv->k, n->rope_kv.layer, blk, slot);
-		void *vd_ = kv_row(kv, kv->v, n->rope_kv.layer, blk, slot);
-		const float *v = n->rope_kv.v + (size_t)t * kd;
-		if (kv->type == GI_TYPE_F16) {
-			g->b->ops->to_f16(k, kd_, kd);
-			g->b->ops->to_f16(v, vd_, kd);
-		} else {
-			memcpy(kd_, k, kd * sizeof(float));
-			memcpy(vd_, v, kd * sizeof(float));
-		}
+		kv_store(g, kv, kv_block(kv, kv->k, n->rope_kv.layer, blk),
+			 kv_block(kv, kv->v, n->rope_kv.layer, blk), slot, k,
+			 n->rope_kv.v + (size_t)t * kd, tmp);
 	}
 }
 
-/* Scores of query QJ against the keys of one chunk. */
-static void chunk_scores(const struct gi_graph *g, const float *qj, const uint8_t *kb,
-			 uint32_t nk, float *sc)
-{
-	const struct gi_kv_pool *kv = g->s->kv;
-	uint32_t hd = g->attn.head_dim;
-	if (kv->type == GI_TYPE_F16)
-		g->b->ops->kq_f16(qj, (const gi_f16 *)kb, kv->row_stride / 2, nk, hd, sc);
-	else
-		g->b->ops->kq_f32(qj, (const float *)kb, kv->row_stride / 4, nk, hd, sc);
-}
-
 /* Walks the keys [0, ctx) of a sequence in chunks of at most ATT_CHUNK
- * within one block: next_chunk fills C with the chunk at P0 (K and V rows of
- * head H) and returns the position after it. */
+ * within one block: next_chunk fills C with the chunk at P0 (for KV head H:
+ * its transposed K columns and its V rows) and returns the position after it. */
 struct chunk {
 	const uint8_t *k, *v;
 	uint32_t n;
@@ -216,25 +221,34 @@ static uint32_t next_chunk(const struct gi_graph *g, const struct gi_step_seq *s
 {
 	const struct gi_kv_pool *kv = g->s->kv;
 	uint32_t bt = kv->block_tokens, slot = p0 % bt, nk = bt - slot, blk = sq->blocks[p0 / bt];
-	size_t hoff = (size_t)h * g->attn.head_dim * (kv->type == GI_TYPE_F16 ? 2 : 4);
+	size_t esz = kv->type == GI_TYPE_F16 ? 2 : 4, hd = kv->head_dim;
 	nk = nk < ATT_CHUNK ? nk : ATT_CHUNK;
 	c->n = nk < ctx - p0 ? nk : ctx - p0;
-	c->k = (const uint8_t *)kv_row(kv, kv->k, layer, blk, slot) + hoff;
-	c->v = (const uint8_t *)kv_row(kv, kv->v, layer, blk, slot) + hoff;
+	c->k = kv_block(kv, kv->k, layer, blk) + ((size_t)h * hd * bt + slot) * esz;
+	c->v = kv_block(kv, kv->v, layer, blk) + ((size_t)h * bt + slot) * hd * esz;
 	return p0 + c->n;
 }
 
-/* out += the chunk's values weighted by W. */
+/* Scores of query QJ against the keys of chunk C. */
+static void chunk_scores(const struct gi_graph *g, const float *qj, const struct chunk *c,
+			 float *sc)
+{
+	const struct gi_kv_pool *kv = g->s->kv;
+	if (kv->type == GI_TYPE_F16)
+		g->b->ops->kq_f16(qj, (const gi_f16 *)c->k, kv->block_tokens, c->n, kv->head_dim, sc);
+	else
+		g->b->ops->kq_f32(qj, (const float *)c->k, kv->block_tokens, c->n, kv->head_dim, sc);
+}
+
+/* out += the values of chunk C weighted by W. */
 static void chunk_values(const struct gi_graph *g, float *out, const float *w,
 			 const struct chunk *c)
 {
 	const struct gi_kv_pool *kv = g->s->kv;
 	if (kv->type == GI_TYPE_F16)
-		g->b->ops->pv_f16(out, w, (const gi_f16 *)c->v, kv->row_stride / 2, c->n,
-				  g->attn.head_dim);
+		g->b->ops->pv_f16(out, w, (const gi_f16 *)c->v, kv->head_dim, c->n, kv->head_dim);
 	else
-		g->b->ops->pv_f32(out, w, (const float *)c->v, kv->row_stride / 4, c->n,
-				  g->attn.head_dim);
+		g->b->ops->pv_f32(out, w, (const float *)c->v, kv->head_dim, c->n, kv->head_dim);
 }
 
 /* One (token, KV head) item: the query heads sharing that KV head attend
@@ -274,7 +288,7 @@ static void attn_item(struct gi_graph *g, const struct gi_node *n, uint32_t t, u
 			for (uint32_t p0 = 0; p0 < ctx;) {
 				uint32_t at = p0;
 				p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
-				chunk_scores(g, qj, c.k, c.n, cache + at);
+				chunk_scores(g, qj, &c, cache + at);
 			}
 			ops->scale(cache, p->scale, ctx);
 			float m = ops->max(cache, ctx);
@@ -292,7 +306,7 @@ static void attn_item(struct gi_graph *g, const struct gi_node *n, uint32_t t, u
 		float m = -INFINITY, sum = 0;
 		for (uint32_t p0 = 0; p0 < ctx;) {
 			p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
-			chunk_scores(g, qj, c.k, c.n, e);
+			chunk_scores(g, qj, &c, e);
 			ops->scale(e, p->scale, c.n);
 			float cm = fmaxf(m, ops->max(e, c.n));
 			sum = sum * expf(m - cm) + ops->exp_sum(e, e, c.n, cm);
@@ -301,7 +315,7 @@ static void attn_item(struct gi_graph *g, const struct gi_node *n, uint32_t t, u
 		float inv = 1.0f / sum;
 		for (uint32_t p0 = 0; p0 < ctx;) {
 			p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
-			chunk_scores(g, qj, c.k, c.n, e);
+			chunk_scores(g, qj, &c, e);
 			ops->scale(e, p->scale, c.n);
 			ops->exp_sum(e, e, c.n, m);
 			ops->scale(e, inv, c.n);
@@ -396,9 +410,9 @@ int gi_graph_create(struct gi_backend *b, const struct gi_graph_desc *d, struct 
 	}
 	const struct gi_attn_params *a = &d->attn;
 	/* attention: score cache, one chunk's weights, the rounded query;
-	 * rope: cos and sin */
+	 * rope: cos and sin, and a K row in F16 */
 	size_t st = ATT_CACHE + ATT_CHUNK + a->head_dim;
-	st = st > a->n_rot ? st : a->n_rot;
+	st = st > a->head_dim + a->n_head_kv * a->head_dim ? st : a->head_dim + a->n_head_kv * a->head_dim;
 	g->thr_stride = (st + 15) & ~(size_t)15;
 	g->xq_bytes = (g->xq_bytes + 63) & ~(size_t)63;
 	if (gi_backend_alloc(b, g->xq_bytes * GI_MATMUL_MAX, (void **)&g->xq[0]) ||

@@ -12,8 +12,8 @@ struct cpu_ops {
 	const char *name; /* "scalar", "avx2", "avx512" */
 	/* sum a[i] * b[i] */
 	float (*dot_f32)(const float *a, const float *b, size_t n);
-	/* Attention scores of one query against NK keys of HD elements, key i
-	 * at k + i * STRIDE (elements): sc[i] = dot(q, key i). */
+	/* Attention scores of one query against NK keys of HD elements stored
+	 * transposed, element d of key i at k[d * STRIDE + i]: sc[i] = dot(q, key i). */
 	void (*kq_f32)(const float *q, const float *k, size_t stride, uint32_t nk, uint32_t hd,
 		       float *sc);
 	void (*kq_f16)(const float *q, const gi_f16 *k, size_t stride, uint32_t nk, uint32_t hd,

@@ -52,41 +52,40 @@ static float s_dot_f32(const float *a, const float *b, size_t n)
 	return VHSUM(VADD(acc0, acc1));
 }
 
-/* dot of q and one key of hd elements (any hd) */
-static inline float dot_row(const float *q, const float *k, uint32_t hd)
-{
-	vf acc = VZERO();
-	uint32_t d = 0;
-	for (; d + VL <= hd; d += VL)
-		acc = VFMA(VLOAD(q + d), VLOAD(k + d), acc);
-	if (d < hd)
-		acc = VFMA(VLOADN(q + d, hd - d), VLOADN(k + d, hd - d), acc);
-	return VHSUM(acc);
-}
-
-static inline float dot_row_h(const float *q, const gi_f16 *k, uint32_t hd)
-{
-	vf acc = VZERO();
-	uint32_t d = 0;
-	for (; d + VL <= hd; d += VL)
-		acc = VFMA(VLOAD(q + d), VLOADH(k + d), acc);
-	if (d < hd)
-		acc = VFMA(VLOADN(q + d, hd - d), VLOADHN(k + d, hd - d), acc);
-	return VHSUM(acc);
-}
-
+/* Scores across keys: one vector holds VL keys' partial sums and each
+ * dimension adds q[d] times that dimension's (contiguous) key elements. */
 static void s_kq_f32(const float *q, const float *k, size_t stride, uint32_t nk, uint32_t hd,
 		     float *sc)
 {
-	for (uint32_t i = 0; i < nk; i++)
-		sc[i] = dot_row(q, k + i * stride, hd);
+	for (uint32_t i = 0; i < nk; i += VL) {
+		uint32_t n = nk - i < VL ? nk - i : VL;
+		vf acc = VZERO();
+		for (uint32_t d = 0; d < hd; d++) {
+			const float *r = k + d * stride + i;
+			acc = VFMA(VSET1(q[d]), n == VL ? VLOAD(r) : VLOADN(r, n), acc);
+		}
+		if (n == VL)
+			VSTORE(sc + i, acc);
+		else
+			VSTOREN(sc + i, acc, n);
+	}
 }
 
 static void s_kq_f16(const float *q, const gi_f16 *k, size_t stride, uint32_t nk, uint32_t hd,
 		     float *sc)
 {
-	for (uint32_t i = 0; i < nk; i++)
-		sc[i] = dot_row_h(q, k + i * stride, hd);
+	for (uint32_t i = 0; i < nk; i += VL) {
+		uint32_t n = nk - i < VL ? nk - i : VL;
+		vf acc = VZERO();
+		for (uint32_t d = 0; d < hd; d++) {
+			const gi_f16 *r = k + d * stride + i;
+			acc = VFMA(VSET1(q[d]), n == VL ? VLOADH(r) : VLOADHN(r, n), acc);
+		}
+		if (n == VL)
+			VSTORE(sc + i, acc);
+		else
+			VSTOREN(sc + i, acc, n);
+	}
 }
 
 /* out += sum_i p[i] v_i, one register of out at a time over all keys */

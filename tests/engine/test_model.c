@@ -184,8 +184,10 @@ static void write_model(const char *path, const struct spec *sp)
 static const struct spec base_spec = { SPEC("llama", 2, 4, GI_TYPE_F32) };
 
 /* Logits at each of POS positions of a fixed token sequence, decoded one
- * token per step (and the last position again from one prefill step). */
-static void run_positions(const char *path, int threads, float *out)
+ * token per step; the last position again from one prefill step must agree
+ * within TOL (relative RMS: the matmul kernels may switch with the row count,
+ * e.g. to AMX tiles, and quantize activations differently). */
+static void run_positions(const char *path, int threads, double tol, float *out)
 {
 	struct model_opts o = { .size = sizeof(o), .n_threads = threads };
 	struct model *m;
@@ -209,10 +211,14 @@ static void run_positions(const char *path, int threads, float *out)
 	struct step_seq s = { .blocks = blocks, .n_blocks = 4, .tokens = ids, .n_tokens = POS,
 			      .logits = last };
 	ck_assert_int_eq(model_step(m, kv, &s, 1), 0);
-	for (int i = 0; i < V; i++)
-		ck_assert_msg(fabsf(last[i] - out[(POS - 1) * V + i]) < 1e-3f * (1 + fabsf(last[i])),
-			      "%s: prefill and decode logits differ at %d: %g vs %g", path, i, last[i],
-			      out[(POS - 1) * V + i]);
+	double d2 = 0, r2 = 0;
+	for (int i = 0; i < V; i++) {
+		double d = last[i] - out[(POS - 1) * V + i];
+		d2 += d * d;
+		r2 += (double)last[i] * last[i];
+	}
+	ck_assert_msg(sqrt(d2 / r2) <= tol, "%s: prefill and decode logits differ by %.4f (rel)",
+		      path, sqrt(d2 / r2));
 	free(last);
 	kv_cache_free(kv);
 	model_free(m);
@@ -251,8 +257,8 @@ START_TEST(weight_types)
 	sp.type = qcfg[_i].type;
 	write_model(q_path, &sp);
 	float *ref = malloc(POS * V * sizeof(float)), *got = malloc(POS * V * sizeof(float));
-	run_positions(ref_path, 1, ref);
-	run_positions(q_path, qcfg[_i].threads, got);
+	run_positions(ref_path, 1, 1e-4, ref);
+	run_positions(q_path, qcfg[_i].threads, qcfg[_i].max_rel / 2, got);
 	int agree = 0;
 	double err2 = 0, ref2 = 0;
 	for (int p = 0; p < POS; p++) {
@@ -287,7 +293,7 @@ START_TEST(qwen2_runs)
 	sp.type = GI_TYPE_Q8_0;
 	write_model(path, &sp);
 	float *out = malloc(POS * V * sizeof(float));
-	run_positions(path, 2, out);
+	run_positions(path, 2, 0.05, out);
 	struct model *m;
 	char err[256];
 	ck_assert_int_eq(model_load(path, NULL, &m, err, sizeof(err)), 0);

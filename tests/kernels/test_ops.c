@@ -118,24 +118,25 @@ START_TEST(attention_kernels)
 	for (int t = 0; t < n_tables; t++) {
 		const struct cpu_ops *o = tables[t];
 		for (size_t hi = 0; hi < sizeof(hds) / sizeof(hds[0]); hi++) {
-			uint32_t hd = hds[hi], stride = hd * 2 + 3;
+			uint32_t hd = hds[hi], stride = hd * 2 + 3, kstride = 19;
 			for (uint32_t nk = 1; nk <= 16; nk += 5) {
 				fill(q, hd, 1);
-				fill(k, (size_t)nk * stride, 1);
+				fill(k, (size_t)16 * 260, 1);
 				fill(p, nk, 1);
-				for (size_t i = 0; i < (size_t)nk * stride; i++) {
+				for (size_t i = 0; i < (size_t)16 * 260; i++) {
 					kh[i] = gi_f32_to_f16(k[i]);
 					k[i] = gi_f16_to_f32(kh[i]);
 				}
 				for (int f16 = 0; f16 < 2; f16++) {
 					if (f16)
-						o->kq_f16(q, kh, stride, nk, hd, sc);
+						o->kq_f16(q, kh, kstride, nk, hd, sc);
 					else
-						o->kq_f32(q, k, stride, nk, hd, sc);
+						o->kq_f32(q, k, kstride, nk, hd, sc);
+					/* keys transposed: element j of key i at j * kstride + i */
 					for (uint32_t i = 0; i < nk; i++) {
 						double d = 0;
 						for (uint32_t j = 0; j < hd; j++)
-							d += (double)q[j] * k[i * stride + j];
+							d += (double)q[j] * k[j * kstride + i];
 						close_to(sc[i], d, 1e-5, f16 ? "kq_f16" : "kq_f32", o->name, hd, i);
 					}
 					fill(out, hd, 1);
@@ -317,7 +318,7 @@ START_TEST(graph_attention)
 	struct gi_graph *g;
 	ck_assert_msg(gi_graph_create(be, &d, &g, err, sizeof(err)) == 0, "%s", err);
 	struct gi_kv_pool pool;
-	size_t bytes = gi_kv_pool_layout(&pool, gcfg[_i].kv, 1, NBLK, 4, KVD);
+	size_t bytes = gi_kv_pool_layout(&pool, gcfg[_i].kv, 1, NBLK, 4, NKV, HD);
 	ck_assert_int_eq(gi_backend_alloc(be, bytes, &pool.k), 0);
 	ck_assert_int_eq(gi_backend_alloc(be, bytes, &pool.v), 0);
 
