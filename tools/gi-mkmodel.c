@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -363,6 +364,7 @@ static int write_model(struct config *c, const struct type_choice *tc)
 		return r;
 	ts = calloc(3 + 9 * (size_t)c->layers, sizeof(*ts));
 	if (!ts || (r = gguf_writer_new(&w)) < 0) {
+		fprintf(stderr, "gi-mkmodel: out of memory for %u layers\n", c->layers);
 		r = -ENOMEM;
 		goto out;
 	}
@@ -525,8 +527,10 @@ int main(int argc, char **argv)
 	if (write_model(&c, tc) < 0)
 		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	fprintf(stderr, "gi-mkmodel: wrote %s (%s, dim %u, %u layers, vocab %u) in %.2f s\n", c.out,
-		tc->name, c.dim, c.layers, c.vocab,
+	struct stat st;
+	double mib = stat(c.out, &st) == 0 ? (double)st.st_size / (1 << 20) : 0;
+	fprintf(stderr, "gi-mkmodel: wrote %s (%s, dim %u, %u layers, vocab %u, %.1f MiB) in %.2f s\n",
+		c.out, tc->name, c.dim, c.layers, c.vocab, mib,
 		(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
 	return 0;
 }
