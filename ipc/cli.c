@@ -135,11 +135,17 @@ int gi_cli_wait(struct gi_cli *c, uint64_t spin_ns, int timeout_ms)
 				return r < 0 ? r : 1;
 		} while ((++k & 63) || now_ns() < end);
 	}
+	uint64_t deadline = timeout_ms < 0 ? 0 : now_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (;;) {
 		r = gi_cli_prepare_sleep(c);
 		if (r != 0)
 			return r;
-		r = gi_db_wait(c->complete_efd, timeout_ms);
+		int left = -1;
+		if (timeout_ms >= 0) {
+			uint64_t t = now_ns();
+			left = t >= deadline ? 0 : (int)((deadline - t + 999999u) / 1000000u);
+		}
+		r = gi_db_wait(c->complete_efd, left);
 		if (r <= 0)
 			return r;
 		r = gi_cli_after_wake(c);

@@ -406,8 +406,9 @@ int gi_hs_recv_fds(int sock, void *buf, size_t cap, int *fds, int want_fds, int 
 int gi_hs_client(int sock, const struct gi_hs_opts *opts, struct gi_hs_session *ret,
 		 char *err, size_t errlen)
 {
+	const uint32_t seq = 1;
 	struct gi_hello hello;
-	gi_hs_build_hello(opts, 1, &hello);
+	gi_hs_build_hello(opts, seq, &hello);
 	int r = send_all(sock, &hello, sizeof(hello), NULL, 0);
 	if (r)
 		return fail(err, errlen, r, "sending hello: %s", strerror(-r));
@@ -431,6 +432,10 @@ int gi_hs_client(int sock, const struct gi_hs_opts *opts, struct gi_hs_session *
 	if (nfds != HS_FDS) {
 		close_fds(fds, nfds);
 		return fail(err, errlen, -EPROTO, "welcome carried %d fds, expected %d", nfds, HS_FDS);
+	}
+	if (w.hdr.seq != seq) {
+		close_fds(fds, nfds);
+		return fail(err, errlen, -EPROTO, "welcome seq %u, hello was %u", w.hdr.seq, seq);
 	}
 	struct gi_hs_session s = {
 		.sock = sock,

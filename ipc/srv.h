@@ -46,8 +46,10 @@ struct gi_srv_req {
 
 /* Called for each valid SUBMIT or CANCEL SQE. The request's memory is valid
  * only during the call. Returns 0 if taken, or a negative errno: the reader
- * then posts an ERROR event with it for that user_data. NOPs are answered by
- * the reader itself. */
+ * then posts an ERROR event with it for that user_data, in the one CQ slot it
+ * made sure of before the call (so a callback that posts events itself and
+ * then fails may find the CQ full, and that ERROR is not delivered). NOPs are
+ * answered by the reader itself. */
 typedef int (*gi_srv_fn)(void *ctx, struct gi_srv *s, const struct gi_srv_req *req);
 
 /* Binds S to REGION (created by gi_region_create with counters at START).

@@ -21,7 +21,7 @@
 
 enum mode {
 	M_OK, M_VERSION, M_TRUNC, M_LONG, M_FDS0, M_FDS2, M_FDS4, M_FDS12, M_DIE, M_SILENT,
-	M_UNSEALED, M_BADLAYOUT, M_MAJOR, M_BADMAGIC, M_ERR_GARBAGE, M_COUNT
+	M_UNSEALED, M_BADLAYOUT, M_MAJOR, M_BADMAGIC, M_ERR_GARBAGE, M_SEQ
 };
 
 static const struct gi_hs_policy policy = {
@@ -98,6 +98,8 @@ static void daemon_role(int sock, enum mode mode)
 		w.abi_major = GI_ABI_MAJOR + 1;
 	if (mode == M_BADMAGIC)
 		w.hdr.magic = 0x12345678;
+	if (mode == M_SEQ)
+		w.hdr.seq += 1;
 	size_t len = sizeof(w);
 	if (mode == M_TRUNC)
 		len -= 8;
@@ -163,6 +165,7 @@ static const struct {
 	{ M_MAJOR, -EPROTO, 2000 },
 	{ M_BADMAGIC, -EBADMSG, 2000 },
 	{ M_ERR_GARBAGE, -EPROTO, 2000 },
+	{ M_SEQ, -EPROTO, 2000 },
 };
 
 START_TEST(test_client_cases)
@@ -308,7 +311,7 @@ START_TEST(test_connect_and_identity)
 		if (gi_peer_identify(c, &peer) || peer.pid != getppid() || peer.uid != getuid())
 			_exit(20);
 		/* SO_PEERPIDFD exists on this kernel (6.5+): report whether we got one. */
-		if (peer.pidfd < 0)
+		if (peer.pidfd < 0 || !(fcntl(peer.pidfd, F_GETFD) & FD_CLOEXEC))
 			_exit(21);
 		if (peer.cgroup[0] != '/')
 			_exit(22);

@@ -330,6 +330,8 @@ START_TEST(test_cli_srv_roundtrip)
 	ck_assert_int_eq(ev[4].kind, GI_CQE_ERROR);
 	ck_assert_int_eq(ev[4].result, -ENOENT);
 	ck_assert_int_eq(gi_cli_after_wake(&cli), 0);
+	/* Nothing more: spin 1 ms, sleep 10 ms, time out. */
+	ck_assert_int_eq(gi_cli_wait(&cli, 1000000, 10), 0);
 
 	/* The arena bytes of the consumed SQE are free again. */
 	ck_assert_int_eq(gi_cli_arena_alloc(&cli, 8192, &off, &blob), 0);
