@@ -94,6 +94,13 @@ int cpu_amx_enable(void);
 int cpu_simd_force(const char *level);
 
 #if !GI_NO_SIMD
+/* AVX-512 activation converters (quant_avx512.c), byte-identical to the
+ * scalar ones. */
+void cpu_act_q4_0_avx512(const float *x, size_t k, void *xq);
+void cpu_act_q8_0_avx512(const float *x, size_t k, void *xq);
+void cpu_act_q4_K_avx512(const float *x, size_t k, void *xq);
+void cpu_act_q8_K_avx512(const float *x, size_t k, void *xq);
+
 /* K-quant kernels of the AVX-512 set (matmul_k_avx512.c). */
 void cpu_mm_q4_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
 			float *y, size_t ldy, size_t j0, size_t j1);

@@ -205,6 +205,39 @@ START_TEST(test_levels_agree)
 }
 END_TEST
 
+/* Every level's activation converter writes the scalar converter's bytes. */
+START_TEST(test_act_convert_levels)
+{
+	const size_t m = 3, k = 2816; /* 88 blocks of 32: odd pair count; 11 of 256 */
+	float *x = malloc(m * k * sizeof(float));
+	ck_assert(x);
+	rng_state = 5;
+	for (size_t i = 0; i < m * k; i++)
+		x[i] = frand() * (i % 300 < 32 ? 0.0f : 1.0f) * (i % 77 == 0 ? 50.0f : 1.0f);
+	for (int ti = 0; ti < NTYPES; ti++) {
+		enum gi_type t = types[ti];
+		size_t xrow = cpu_act_row_bytes(t, k);
+		uint8_t *ref = aligned_alloc(64, m * xrow), *got = aligned_alloc(64, m * xrow);
+		ck_assert(ref && got);
+		memset(ref, 0xa5, m * xrow);
+		ck_assert_int_eq(cpu_simd_force("scalar"), 0);
+		cpu_act_convert(t, x, k, 0, m, ref);
+		for (int li = 1; li < NLEVELS; li++) {
+			if (cpu_simd_force(levels[li]) != 0)
+				continue;
+			memset(got, 0xa5, m * xrow);
+			cpu_act_convert(t, x, k, 0, m, got);
+			ck_assert_msg(memcmp(ref, got, m * xrow) == 0, "%s %s activation bytes differ", levels[li],
+				      gi_type_name(t));
+		}
+		free(ref);
+		free(got);
+	}
+	cpu_simd_force(NULL);
+	free(x);
+}
+END_TEST
+
 START_TEST(test_force)
 {
 	ck_assert_int_eq(cpu_simd_force("nonsense"), -EINVAL);
@@ -227,6 +260,7 @@ Suite *t_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_level, 0, NLEVELS);
 	tcase_add_test(tc, test_levels_agree);
+	tcase_add_test(tc, test_act_convert_levels);
 	tcase_add_test(tc, test_force);
 	suite_add_tcase(s, tc);
 	return s;
