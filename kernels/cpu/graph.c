@@ -208,25 +208,21 @@ static void exec_rope_kv(struct gi_graph *g, const struct gi_node *n, int ith, i
 	}
 }
 
-/* Walks the keys [0, ctx) of a sequence in chunks of at most ATT_CHUNK
- * within one block: next_chunk fills C with the chunk at P0 (for KV head H:
- * its transposed K columns and its V rows) and returns the position after it. */
+/* A run of keys of one block of one KV head: its transposed K columns (key
+ * i of dimension d at k[d * block_tokens + i]) and its V rows. */
 struct chunk {
-	const uint8_t *k, *v;
+	const void *k, *v;
 	uint32_t n;
 };
 
-static uint32_t next_chunk(const struct gi_graph *g, const struct gi_step_seq *sq, uint32_t layer,
-			   uint32_t h, uint32_t p0, uint32_t ctx, struct chunk *c)
+/* The keys [p0, p0 + n) of block BLK, head H, within one block. */
+static void chunk_at(const struct gi_kv_pool *kv, uint32_t layer, uint32_t h, uint32_t blk,
+		     uint32_t slot, uint32_t n, struct chunk *c)
 {
-	const struct gi_kv_pool *kv = g->s->kv;
-	uint32_t bt = kv->block_tokens, slot = p0 % bt, nk = bt - slot, blk = sq->blocks[p0 / bt];
-	size_t esz = kv->type == GI_TYPE_F16 ? 2 : 4, hd = kv->head_dim;
-	nk = nk < ATT_CHUNK ? nk : ATT_CHUNK;
-	c->n = nk < ctx - p0 ? nk : ctx - p0;
+	size_t esz = kv->type == GI_TYPE_F16 ? 2 : 4, hd = kv->head_dim, bt = kv->block_tokens;
+	c->n = n;
 	c->k = kv_block(kv, kv->k, layer, blk) + ((size_t)h * hd * bt + slot) * esz;
 	c->v = kv_block(kv, kv->v, layer, blk) + ((size_t)h * bt + slot) * hd * esz;
-	return p0 + c->n;
 }
 
 /* Scores of query QJ against the keys of chunk C. */
@@ -235,9 +231,9 @@ static void chunk_scores(const struct gi_graph *g, const float *qj, const struct
 {
 	const struct gi_kv_pool *kv = g->s->kv;
 	if (kv->type == GI_TYPE_F16)
-		g->b->ops->kq_f16(qj, (const gi_f16 *)c->k, kv->block_tokens, c->n, kv->head_dim, sc);
+		g->b->ops->kq_f16(qj, c->k, kv->block_tokens, c->n, kv->head_dim, sc);
 	else
-		g->b->ops->kq_f32(qj, (const float *)c->k, kv->block_tokens, c->n, kv->head_dim, sc);
+		g->b->ops->kq_f32(qj, c->k, kv->block_tokens, c->n, kv->head_dim, sc);
 }
 
 /* out += the values of chunk C weighted by W. */
@@ -246,83 +242,99 @@ static void chunk_values(const struct gi_graph *g, float *out, const float *w,
 {
 	const struct gi_kv_pool *kv = g->s->kv;
 	if (kv->type == GI_TYPE_F16)
-		g->b->ops->pv_f16(out, w, (const gi_f16 *)c->v, kv->head_dim, c->n, kv->head_dim);
+		g->b->ops->pv_f16(out, w, c->v, kv->head_dim, c->n, kv->head_dim);
 	else
-		g->b->ops->pv_f32(out, w, (const float *)c->v, kv->head_dim, c->n, kv->head_dim);
+		g->b->ops->pv_f32(out, w, c->v, kv->head_dim, c->n, kv->head_dim);
+}
+
+/* Attention of query QJ (already rounded for an F16 pool) over the context
+ * [0, ctx) when its scores fit the row cache SC: all scores, one softmax over
+ * the row, then the weighted values. */
+static void attn_cached(const struct gi_graph *g, const struct gi_step_seq *sq, uint32_t layer,
+			uint32_t h, uint32_t ctx, const float *qj, float *oj, float *sc)
+{
+	const struct gi_kv_pool *kv = g->s->kv;
+	const struct cpu_ops *ops = g->b->ops;
+	uint32_t bt = kv->block_tokens;
+	struct chunk c;
+	for (uint32_t b = 0, p0 = 0; p0 < ctx; b++, p0 += bt) {
+		chunk_at(kv, layer, h, sq->blocks[b], 0, ctx - p0 < bt ? ctx - p0 : bt, &c);
+		chunk_scores(g, qj, &c, sc + p0);
+	}
+	ops->scale(sc, g->attn.scale, ctx);
+	float m = ops->max(sc, ctx);
+	ops->scale(sc, 1.0f / ops->exp_sum(sc, sc, ctx, m), ctx);
+	if (kv->type == GI_TYPE_F16)
+		ops->round_f16(sc, ctx);
+	for (uint32_t b = 0, p0 = 0; p0 < ctx; b++, p0 += bt) {
+		chunk_at(kv, layer, h, sq->blocks[b], 0, ctx - p0 < bt ? ctx - p0 : bt, &c);
+		chunk_values(g, oj, sc + p0, &c);
+	}
+}
+
+/* The same for a context too long for the cache: a first pass for the
+ * running maximum and sum, a second recomputing the scores chunk by chunk
+ * (E holds ATT_CHUNK) to weight the values. */
+static void attn_long(const struct gi_graph *g, const struct gi_step_seq *sq, uint32_t layer,
+		      uint32_t h, uint32_t ctx, const float *qj, float *oj, float *e)
+{
+	const struct gi_kv_pool *kv = g->s->kv;
+	const struct cpu_ops *ops = g->b->ops;
+	uint32_t bt = kv->block_tokens;
+	float m = -INFINITY, sum = 0, inv = 0;
+	struct chunk c;
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t p0 = 0; p0 < ctx;) {
+			uint32_t slot = p0 % bt, n = bt - slot;
+			n = n < ATT_CHUNK ? n : ATT_CHUNK;
+			n = n < ctx - p0 ? n : ctx - p0;
+			chunk_at(kv, layer, h, sq->blocks[p0 / bt], slot, n, &c);
+			p0 += n;
+			chunk_scores(g, qj, &c, e);
+			ops->scale(e, g->attn.scale, n);
+			if (!pass) {
+				float cm = fmaxf(m, ops->max(e, n));
+				sum = sum * expf(m - cm) + ops->exp_sum(e, e, n, cm);
+				m = cm;
+				continue;
+			}
+			ops->exp_sum(e, e, n, m);
+			ops->scale(e, inv, n);
+			if (kv->type == GI_TYPE_F16)
+				ops->round_f16(e, n);
+			chunk_values(g, oj, e, &c);
+		}
+		inv = 1.0f / sum;
+	}
 }
 
 /* One (token, KV head) item: the query heads sharing that KV head attend
- * over positions [0, pos] through the block table. Two passes over the keys,
- * the first for the softmax maximum and sum, the second to weight V, so no
- * buffer grows with the context. With an F16 pool the numerics are those of
- * ggml's (non-flash) attention, which the golden outputs were made with: the
- * query is rounded to F16 for the K product and the normalised probabilities
- * are rounded to F16 for the V product. */
+ * over positions [0, pos] through the block table. With an F16 pool the
+ * numerics are those of ggml's (non-flash) attention, which the golden
+ * outputs were made with: the query is rounded to F16 for the K product and
+ * the normalised probabilities are rounded to F16 for the V product. */
 static void attn_item(struct gi_graph *g, const struct gi_node *n, uint32_t t, uint32_t h,
 		      float *scr)
 {
 	const struct gi_attn_params *p = &g->attn;
 	const struct gi_step *s = g->s;
-	const struct cpu_ops *ops = g->b->ops;
 	uint32_t hd = p->head_dim, grp = p->n_head / p->n_head_kv, ctx = s->pos[t] + 1;
 	const struct gi_step_seq *sq = &s->seqs[s->seq[t]];
-	uint32_t layer = n->attn.layer;
-	int f16 = s->kv->type == GI_TYPE_F16;
 	const float *q = n->attn.q + (size_t)t * p->n_head * hd + (size_t)h * grp * hd;
 	float *out = n->attn.dst + (size_t)t * p->n_head * hd + (size_t)h * grp * hd;
-	/* scores of the whole context when it fits the cache, else recomputed */
-	float *cache = ctx <= ATT_CACHE ? scr : NULL, *e = scr + ATT_CACHE, *qr = e + ATT_CHUNK;
-	struct chunk c;
-
+	float *e = scr + ATT_CACHE, *qr = e + ATT_CHUNK;
 	for (uint32_t j = 0; j < grp; j++) {
 		const float *qj = q + j * hd;
-		float *oj = out + j * hd;
-		if (f16) {
+		if (s->kv->type == GI_TYPE_F16) {
 			memcpy(qr, qj, hd * sizeof(float));
-			ops->round_f16(qr, hd);
+			g->b->ops->round_f16(qr, hd);
 			qj = qr;
 		}
-		memset(oj, 0, hd * sizeof(float));
-		if (cache) {
-			/* scores of the whole context, then softmax over the row */
-			for (uint32_t p0 = 0; p0 < ctx;) {
-				uint32_t at = p0;
-				p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
-				chunk_scores(g, qj, &c, cache + at);
-			}
-			ops->scale(cache, p->scale, ctx);
-			float m = ops->max(cache, ctx);
-			ops->scale(cache, 1.0f / ops->exp_sum(cache, cache, ctx, m), ctx);
-			if (f16)
-				ops->round_f16(cache, ctx);
-			for (uint32_t p0 = 0; p0 < ctx;) {
-				uint32_t at = p0;
-				p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
-				chunk_values(g, oj, cache + at, &c);
-			}
-			continue;
-		}
-		/* long context: running max and sum, scores recomputed */
-		float m = -INFINITY, sum = 0;
-		for (uint32_t p0 = 0; p0 < ctx;) {
-			p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
-			chunk_scores(g, qj, &c, e);
-			ops->scale(e, p->scale, c.n);
-			float cm = fmaxf(m, ops->max(e, c.n));
-			sum = sum * expf(m - cm) + ops->exp_sum(e, e, c.n, cm);
-			m = cm;
-		}
-		float inv = 1.0f / sum;
-		for (uint32_t p0 = 0; p0 < ctx;) {
-			p0 = next_chunk(g, sq, layer, h, p0, ctx, &c);
-			chunk_scores(g, qj, &c, e);
-			ops->scale(e, p->scale, c.n);
-			ops->exp_sum(e, e, c.n, m);
-			ops->scale(e, inv, c.n);
-			if (f16)
-				ops->round_f16(e, c.n);
-			chunk_values(g, oj, e, &c);
-		}
+		memset(out + j * hd, 0, hd * sizeof(float));
+		if (ctx <= ATT_CACHE)
+			attn_cached(g, sq, n->attn.layer, h, ctx, qj, out + j * hd, scr);
+		else
+			attn_long(g, sq, n->attn.layer, h, ctx, qj, out + j * hd, e);
 	}
 }
 

@@ -58,16 +58,22 @@ static void s_kq_f32(const float *q, const float *k, size_t stride, uint32_t nk,
 		     float *sc)
 {
 	for (uint32_t i = 0; i < nk; i += VL) {
-		uint32_t n = nk - i < VL ? nk - i : VL;
-		vf acc = VZERO();
-		for (uint32_t d = 0; d < hd; d++) {
+		uint32_t n = nk - i < VL ? nk - i : VL, d = 0;
+		vf a0 = VZERO(), a1 = VZERO();
+		for (; d + 2 <= hd; d += 2) {
 			const float *r = k + d * stride + i;
-			acc = VFMA(VSET1(q[d]), n == VL ? VLOAD(r) : VLOADN(r, n), acc);
+			a0 = VFMA(VSET1(q[d]), n == VL ? VLOAD(r) : VLOADN(r, n), a0);
+			r += stride;
+			a1 = VFMA(VSET1(q[d + 1]), n == VL ? VLOAD(r) : VLOADN(r, n), a1);
+		}
+		if (d < hd) {
+			const float *r = k + d * stride + i;
+			a0 = VFMA(VSET1(q[d]), n == VL ? VLOAD(r) : VLOADN(r, n), a0);
 		}
 		if (n == VL)
-			VSTORE(sc + i, acc);
+			VSTORE(sc + i, VADD(a0, a1));
 		else
-			VSTOREN(sc + i, acc, n);
+			VSTOREN(sc + i, VADD(a0, a1), n);
 	}
 }
 
@@ -75,52 +81,60 @@ static void s_kq_f16(const float *q, const gi_f16 *k, size_t stride, uint32_t nk
 		     float *sc)
 {
 	for (uint32_t i = 0; i < nk; i += VL) {
-		uint32_t n = nk - i < VL ? nk - i : VL;
-		vf acc = VZERO();
-		for (uint32_t d = 0; d < hd; d++) {
+		uint32_t n = nk - i < VL ? nk - i : VL, d = 0;
+		vf a0 = VZERO(), a1 = VZERO();
+		for (; d + 2 <= hd; d += 2) {
 			const gi_f16 *r = k + d * stride + i;
-			acc = VFMA(VSET1(q[d]), n == VL ? VLOADH(r) : VLOADHN(r, n), acc);
+			a0 = VFMA(VSET1(q[d]), n == VL ? VLOADH(r) : VLOADHN(r, n), a0);
+			r += stride;
+			a1 = VFMA(VSET1(q[d + 1]), n == VL ? VLOADH(r) : VLOADHN(r, n), a1);
+		}
+		if (d < hd) {
+			const gi_f16 *r = k + d * stride + i;
+			a0 = VFMA(VSET1(q[d]), n == VL ? VLOADH(r) : VLOADHN(r, n), a0);
 		}
 		if (n == VL)
-			VSTORE(sc + i, acc);
+			VSTORE(sc + i, VADD(a0, a1));
 		else
-			VSTOREN(sc + i, acc, n);
+			VSTOREN(sc + i, VADD(a0, a1), n);
 	}
 }
 
-/* out += sum_i p[i] v_i, one register of out at a time over all keys */
+/* out += sum_i p[i] v_i: one register of out at a time over all keys, the
+ * keys spread over four accumulators so the adds do not wait on each other. */
+#define PV_BODY(LOADF)                                                                   \
+	for (uint32_t d = 0; d < hd; d += VL) {                                          \
+		uint32_t n = hd - d < VL ? hd - d : VL, i = 0;                             \
+		vf a0 = n == VL ? VLOAD(out + d) : VLOADN(out + d, n);                    \
+		vf a1 = VZERO(), a2 = VZERO(), a3 = VZERO();                              \
+		for (; i + 4 <= nk; i += 4) {                                              \
+			a0 = VFMA(VSET1(p[i]), LOADF(v + i * stride + d, n), a0);         \
+			a1 = VFMA(VSET1(p[i + 1]), LOADF(v + (i + 1) * stride + d, n), a1); \
+			a2 = VFMA(VSET1(p[i + 2]), LOADF(v + (i + 2) * stride + d, n), a2); \
+			a3 = VFMA(VSET1(p[i + 3]), LOADF(v + (i + 3) * stride + d, n), a3); \
+		}                                                                          \
+		for (; i < nk; i++)                                                        \
+			a0 = VFMA(VSET1(p[i]), LOADF(v + i * stride + d, n), a0);         \
+		a0 = VADD(VADD(a0, a1), VADD(a2, a3));                                     \
+		if (n == VL)                                                               \
+			VSTORE(out + d, a0);                                               \
+		else                                                                       \
+			VSTOREN(out + d, a0, n);                                           \
+	}
+
+#define LOAD_F32(r, n) ((n) == VL ? VLOAD(r) : VLOADN(r, n))
+#define LOAD_F16(r, n) ((n) == VL ? VLOADH(r) : VLOADHN(r, n))
+
 static void s_pv_f32(float *out, const float *p, const float *v, size_t stride, uint32_t nk,
 		     uint32_t hd)
 {
-	for (uint32_t d = 0; d < hd; d += VL) {
-		uint32_t n = hd - d < VL ? hd - d : VL;
-		vf acc = n == VL ? VLOAD(out + d) : VLOADN(out + d, n);
-		for (uint32_t i = 0; i < nk; i++) {
-			const float *vr = v + i * stride + d;
-			acc = VFMA(VSET1(p[i]), n == VL ? VLOAD(vr) : VLOADN(vr, n), acc);
-		}
-		if (n == VL)
-			VSTORE(out + d, acc);
-		else
-			VSTOREN(out + d, acc, n);
-	}
+	PV_BODY(LOAD_F32)
 }
 
 static void s_pv_f16(float *out, const float *p, const gi_f16 *v, size_t stride, uint32_t nk,
 		     uint32_t hd)
 {
-	for (uint32_t d = 0; d < hd; d += VL) {
-		uint32_t n = hd - d < VL ? hd - d : VL;
-		vf acc = n == VL ? VLOAD(out + d) : VLOADN(out + d, n);
-		for (uint32_t i = 0; i < nk; i++) {
-			const gi_f16 *vr = v + i * stride + d;
-			acc = VFMA(VSET1(p[i]), n == VL ? VLOADH(vr) : VLOADHN(vr, n), acc);
-		}
-		if (n == VL)
-			VSTORE(out + d, acc);
-		else
-			VSTOREN(out + d, acc, n);
-	}
+	PV_BODY(LOAD_F16)
 }
 
 static void s_scale(float *y, float a, size_t n)
@@ -218,8 +232,10 @@ static void s_round_f16(float *x, size_t n)
 		VSTOREH(h, VLOAD(x + i));
 		VSTORE(x + i, VLOADH(h));
 	}
-	for (; i < n; i++)
-		x[i] = gi_f16_to_f32(gi_f32_to_f16(x[i]));
+	if (i < n) {
+		VSTOREH(h, VLOADN(x + i, n - i));
+		VSTOREN(x + i, VLOADH(h), n - i);
+	}
 }
 
 const struct cpu_ops OPS_TABLE = {

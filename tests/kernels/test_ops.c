@@ -193,10 +193,10 @@ END_TEST
 #define HD 16
 #define KVD (NKV * HD)
 #define MAXT 32
-#define NBLK 12
+#define LONG 4130 /* past the attention's score cache (4096): the two-pass path */
 
 struct ref_seq {
-	double k[64][KVD], v[64][KVD]; /* history by position */
+	double (*k)[KVD], (*v)[KVD]; /* history by position */
 };
 
 static void ref_rope(double *x, uint32_t pos, uint32_t n_rot, int neox)
@@ -220,25 +220,31 @@ static void matvec(const float *w, const float *x, uint32_t n, uint32_t k, doubl
 	}
 }
 
-/* One token of the reference: returns x + Wo attention(x). */
-static void ref_token(const float *wq, const float *bq, const float *wk, const float *wv,
-		      const float *wo, const float *x, uint32_t pos, int neox, struct ref_seq *rs,
-		      double *out)
+/* K and V of one token into the reference history. */
+static void ref_kv(const float *wk, const float *wv, const float *x, uint32_t pos, int neox,
+		   struct ref_seq *rs)
+{
+	matvec(wk, x, KVD, E, rs->k[pos]);
+	matvec(wv, x, KVD, E, rs->v[pos]);
+	for (uint32_t h = 0; h < NKV; h++)
+		ref_rope(rs->k[pos] + h * HD, pos, 12, neox);
+}
+
+/* One token after ref_kv: returns x + Wo attention(x). */
+static void ref_out(const float *wq, const float *bq, const float *wo, const float *x,
+		    uint32_t pos, int neox, const struct ref_seq *rs, double *out)
 {
 	double q[E], att[E] = { 0 };
 	matvec(wq, x, E, E, q);
-	matvec(wk, x, KVD, E, rs->k[pos]);
-	matvec(wv, x, KVD, E, rs->v[pos]);
 	for (uint32_t h = 0; h < NH; h++) {
 		for (uint32_t d = 0; d < HD; d++)
 			q[h * HD + d] += bq[h * HD + d];
 		ref_rope(q + h * HD, pos, 12, neox);
 	}
-	for (uint32_t h = 0; h < NKV; h++)
-		ref_rope(rs->k[pos] + h * HD, pos, 12, neox);
+	double *sc = malloc((pos + 1) * sizeof(double));
 	for (uint32_t h = 0; h < NH; h++) {
 		uint32_t kh = h / (NH / NKV);
-		double sc[64], mx = -INFINITY, sum = 0;
+		double mx = -INFINITY, sum = 0;
 		for (uint32_t j = 0; j <= pos; j++) {
 			sc[j] = 0;
 			for (uint32_t d = 0; d < HD; d++)
@@ -252,6 +258,7 @@ static void ref_token(const float *wq, const float *bq, const float *wk, const f
 			for (uint32_t d = 0; d < HD; d++)
 				att[h * HD + d] += sc[j] / sum * rs->v[j][kh * HD + d];
 	}
+	free(sc);
 	float attf[E];
 	for (uint32_t i = 0; i < E; i++)
 		attf[i] = (float)att[i];
@@ -265,9 +272,11 @@ static const struct {
 	int neox;
 	int threads;
 	double tol;
+	int long_ctx; /* one sequence past the score cache, blocks of 16 */
 } gcfg[] = {
-	{ GI_TYPE_F32, 0, 1, 1e-4 }, { GI_TYPE_F32, 1, 2, 1e-4 },
-	{ GI_TYPE_F16, 0, 2, 3e-3 }, { GI_TYPE_F16, 1, 1, 3e-3 },
+	{ GI_TYPE_F32, 0, 1, 1e-4, 0 }, { GI_TYPE_F32, 1, 2, 1e-4, 0 },
+	{ GI_TYPE_F16, 0, 2, 3e-3, 0 }, { GI_TYPE_F16, 1, 1, 3e-3, 0 },
+	{ GI_TYPE_F32, 0, 2, 1e-4, 1 }, { GI_TYPE_F16, 1, 2, 3e-3, 1 },
 };
 
 START_TEST(graph_attention)
@@ -317,23 +326,35 @@ START_TEST(graph_attention)
 	};
 	struct gi_graph *g;
 	ck_assert_msg(gi_graph_create(be, &d, &g, err, sizeof(err)) == 0, "%s", err);
+	int lc = gcfg[_i].long_ctx;
+	uint32_t bt = lc ? 16 : 4, nblk = lc ? (LONG + 15) / 16 : 12, cap = lc ? LONG : 64;
 	struct gi_kv_pool pool;
-	size_t bytes = gi_kv_pool_layout(&pool, gcfg[_i].kv, 1, NBLK, 4, NKV, HD);
+	size_t bytes = gi_kv_pool_layout(&pool, gcfg[_i].kv, 1, nblk, bt, NKV, HD);
 	ck_assert_int_eq(gi_backend_alloc(be, bytes, &pool.k), 0);
 	ck_assert_int_eq(gi_backend_alloc(be, bytes, &pool.v), 0);
 
-	/* two sequences on blocks of 4 tokens, tables interleaved and reversed */
-	static const uint32_t ta[6] = { 11, 9, 7, 5, 3, 1 }, tb[6] = { 0, 2, 4, 6, 8, 10 };
-	struct gi_step_seq seqs[2] = { { ta, 6 }, { tb, 6 } };
-	static struct ref_seq rs[2];
+	/* two sequences, tables interleaved and reversed (one long one when lc) */
+	uint32_t *ta = malloc(nblk * sizeof(*ta)), *tb = malloc(nblk * sizeof(*tb));
+	for (uint32_t b = 0; b < nblk; b++) {
+		ta[b] = lc ? nblk - 1 - b : 11 - 2 * (b % 6);
+		tb[b] = 2 * (b % 6);
+	}
+	struct gi_step_seq seqs[2] = { { ta, lc ? nblk : 6 }, { tb, 6 } };
+	struct ref_seq rs[2];
+	for (int i = 0; i < 2; i++) {
+		rs[i].k = malloc(cap * sizeof(*rs[i].k));
+		rs[i].v = malloc(cap * sizeof(*rs[i].v));
+	}
 	static const uint32_t plan[3][2] = { { 13, 5 }, { 1, 6 }, { 1, 1 } }; /* tokens per step */
 	uint32_t at[2] = { 0, 0 };
-	for (int st = 0; st < 3; st++) {
+	for (int st = 0; lc ? at[0] < LONG : st < 3; st++) {
 		int32_t toks[MAXT] = { 0 };
 		uint32_t pos[MAXT], sq[MAXT], n = 0;
 		static float xin[MAXT][E];
+		uint32_t want_n[2] = { lc ? (LONG - at[0] < MAXT ? LONG - at[0] : MAXT) : plan[st][0],
+				       lc ? 0 : plan[st][1] };
 		for (uint32_t s = 0; s < 2; s++)
-			for (uint32_t i = 0; i < plan[st][s]; i++, n++) {
+			for (uint32_t i = 0; i < want_n[s]; i++, n++) {
 				pos[n] = at[s] + i;
 				sq[n] = s;
 				fill(xin[n], E, 1);
@@ -343,15 +364,25 @@ START_TEST(graph_attention)
 					.seq = sq, .seqs = seqs, .kv = &pool };
 		ck_assert_int_eq(gi_graph_run(g, &step), 0);
 		ck_assert_int_eq(gi_backend_sync(be), 0);
+		for (uint32_t t = 0; t < n; t++)
+			ref_kv(wk, wv, xin[t], pos[t], gcfg[_i].neox, &rs[sq[t]]);
 		for (uint32_t t = 0; t < n; t++) {
+			if (lc && pos[t] < 4090 && pos[t] % 1000)
+				continue; /* the long case checks a few tokens and the tail */
 			double want[E];
-			ref_token(wq, bq, wk, wv, wo, xin[t], pos[t], gcfg[_i].neox, &rs[sq[t]], want);
+			ref_out(wq, bq, wo, xin[t], pos[t], gcfg[_i].neox, &rs[sq[t]], want);
 			for (uint32_t i = 0; i < E; i++)
-				close_to(x[t * E + i], want[i], gcfg[_i].tol, "graph", "attention", t, i);
+				close_to(x[t * E + i], want[i], gcfg[_i].tol, "graph", "attention", pos[t], i);
 		}
-		at[0] += plan[st][0];
-		at[1] += plan[st][1];
+		at[0] += want_n[0];
+		at[1] += want_n[1];
 	}
+	for (int i = 0; i < 2; i++) {
+		free(rs[i].k);
+		free(rs[i].v);
+	}
+	free(ta);
+	free(tb);
 	gi_graph_free(g);
 	gi_backend_release(be, pool.k);
 	gi_backend_release(be, pool.v);
