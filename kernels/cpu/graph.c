@@ -340,10 +340,10 @@ static void attn_item(struct gi_graph *g, const struct gi_node *n, uint32_t t, u
 
 static void exec_attn(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
 {
-	uint32_t nkv = g->attn.n_head_kv, a, b;
+	uint32_t nkv = g->attn.n_head_kv, items = g->s->n_tokens * nkv;
 	float *scr = g->thr + (size_t)ith * g->thr_stride;
-	split(g->s->n_tokens * nkv, ith, nth, &a, &b);
-	for (uint32_t i = a; i < b; i++)
+	/* interleaved: in a prefill, later tokens attend over more keys */
+	for (uint32_t i = (uint32_t)ith; i < items; i += (uint32_t)nth)
 		attn_item(g, n, i / nkv, i % nkv, scr);
 }
 
