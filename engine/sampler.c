@@ -4,20 +4,25 @@
  * call only touches the candidates it keeps, and the full-vocabulary passes
  * (max, threshold scan, exp-sum) use SSE2 four floats at a time. */
 #include <errno.h>
+#include <stdbool.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
-
 #include "engine/sampler.h"
+#include "engine/sampler_vec.h"
 
 #define MAX_LAST_N (1u << 20)
+#define TOPP_SCALE 64.0f  /* top-p histogram buckets per nat */
+#define TOPP_BUCKETS 4096 /* logits below max - 64 share the last bucket */
 #define DEFAULT_LAST_N 64
+
+struct cand {
+	float logit, e; /* e = exp(logit - max) */
+	int32_t id;
+};
 
 struct sampler {
 	struct sampler_params p;
@@ -26,6 +31,8 @@ struct sampler {
 	int32_t *cand_id;   /* [n_vocab] candidates kept so far */
 	float *cand_logit;  /* [n_vocab] */
 	float *prob;        /* [n_vocab] unnormalised probabilities */
+	struct cand *tmp;   /* [n_vocab] top-k buffer, top-p's boundary bucket */
+	double *mass;       /* [TOPP_BUCKETS] top-p histogram */
 	uint32_t *count;    /* [n_vocab] occurrences in the window; all zero between calls */
 	int32_t *pen_id;    /* [last_n] distinct tokens of the window */
 	float *pen_raw;     /* [last_n] their logits before the penalties */
@@ -123,10 +130,13 @@ int sampler_create(const struct sampler_params *p, uint32_t n_vocab, struct samp
 	s->cand_id = malloc(n_vocab * sizeof(*s->cand_id));
 	s->cand_logit = malloc(n_vocab * sizeof(*s->cand_logit));
 	s->prob = malloc(n_vocab * sizeof(*s->prob));
+	s->tmp = malloc(n_vocab * sizeof(*s->tmp));
+	s->mass = malloc(TOPP_BUCKETS * sizeof(*s->mass));
 	s->count = calloc(n_vocab, sizeof(*s->count));
 	s->pen_id = malloc(s->last_n * sizeof(*s->pen_id));
 	s->pen_raw = malloc(s->last_n * sizeof(*s->pen_raw));
-	if (!s->cand_id || !s->cand_logit || !s->prob || !s->count || !s->pen_id || !s->pen_raw) {
+	if (!s->cand_id || !s->cand_logit || !s->prob || !s->tmp || !s->mass || !s->count ||
+	    !s->pen_id || !s->pen_raw) {
 		sampler_free(s);
 		return -ENOMEM;
 	}
@@ -141,89 +151,12 @@ void sampler_free(struct sampler *s)
 	free(s->cand_id);
 	free(s->cand_logit);
 	free(s->prob);
+	free(s->tmp);
+	free(s->mass);
 	free(s->count);
 	free(s->pen_id);
 	free(s->pen_raw);
 	free(s);
-}
-
-/* ---- vector helpers ------------------------------------------------------ */
-
-static float max_of(const float *x, size_t n)
-{
-	size_t i = 0;
-	float m = -INFINITY;
-#ifdef __SSE2__
-	__m128 vm = _mm_set1_ps(-INFINITY);
-	for (; i + 4 <= n; i += 4)
-		vm = _mm_max_ps(vm, _mm_loadu_ps(x + i));
-	float t[4];
-	_mm_storeu_ps(t, vm);
-	m = fmaxf(fmaxf(t[0], t[1]), fmaxf(t[2], t[3]));
-#endif
-	for (; i < n; i++)
-		m = x[i] > m ? x[i] : m;
-	return m;
-}
-
-/* Lowest index of the largest value (0 if all are NaN). */
-static int32_t argmax(const float *x, size_t n)
-{
-	float m = max_of(x, n);
-
-	for (size_t i = 0; i < n; i++)
-		if (x[i] == m)
-			return (int32_t)i;
-	return 0;
-}
-
-#ifdef __SSE2__
-/* exp(x) for x <= 0: 2^n * 2^f with f in [-0.5, 0.5] and a degree-6 Taylor
- * polynomial of 2^f (relative error below 2e-7). */
-static __m128 exp_ps(__m128 x)
-{
-	const __m128 log2e = _mm_set1_ps(1.44269504f);
-	x = _mm_max_ps(x, _mm_set1_ps(-86.0f));
-	__m128 t = _mm_mul_ps(x, log2e);
-	__m128i n = _mm_cvtps_epi32(t);
-	__m128 f = _mm_sub_ps(t, _mm_cvtepi32_ps(n));
-	__m128 p = _mm_set1_ps(1.5403530e-4f);
-	p = _mm_add_ps(_mm_mul_ps(p, f), _mm_set1_ps(1.3333558e-3f));
-	p = _mm_add_ps(_mm_mul_ps(p, f), _mm_set1_ps(9.6181291e-3f));
-	p = _mm_add_ps(_mm_mul_ps(p, f), _mm_set1_ps(5.5504109e-2f));
-	p = _mm_add_ps(_mm_mul_ps(p, f), _mm_set1_ps(2.4022651e-1f));
-	p = _mm_add_ps(_mm_mul_ps(p, f), _mm_set1_ps(6.9314718e-1f));
-	p = _mm_add_ps(_mm_mul_ps(p, f), _mm_set1_ps(1.0f));
-	__m128i e = _mm_slli_epi32(n, 23);
-	return _mm_castsi128_ps(_mm_add_epi32(_mm_castps_si128(p), e));
-}
-#endif
-
-/* Sum of exp((x[i] - max) * scale); stores the terms in OUT if non-NULL. */
-static double sum_exp(const float *x, size_t n, float max, float scale, float *out)
-{
-	size_t i = 0;
-	double sum = 0.0;
-#ifdef __SSE2__
-	const __m128 vm = _mm_set1_ps(max), vs = _mm_set1_ps(scale);
-	__m128 acc = _mm_setzero_ps();
-	for (; i + 4 <= n; i += 4) {
-		__m128 e = exp_ps(_mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(x + i), vm), vs));
-		if (out)
-			_mm_storeu_ps(out + i, e);
-		acc = _mm_add_ps(acc, e);
-	}
-	float t[4];
-	_mm_storeu_ps(t, acc);
-	sum = (double)t[0] + t[1] + t[2] + t[3];
-#endif
-	for (; i < n; i++) {
-		float e = expf((x[i] - max) * scale);
-		if (out)
-			out[i] = e;
-		sum += e;
-	}
-	return sum;
 }
 
 /* ---- penalties ------------------------------------------------------------ */
@@ -271,173 +204,264 @@ static float raw_logit(const struct sampler *s, const float *logits, int32_t id)
 
 /* ---- candidate selection ---------------------------------------------------- */
 
-/* Worse: lower logit, or the same logit and a higher id. */
-static bool worse(float la, int32_t a, float lb, int32_t b)
+/* Better: higher logit, or the same logit and a lower id. */
+static bool better(const struct cand *a, const struct cand *b)
 {
-	return la < lb || (la == lb && a > b);
+	return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
 }
 
-static void sift_down(float *l, int32_t *id, size_t n, size_t i)
+static void swap_cand(struct cand *a, struct cand *b)
 {
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= n)
+	struct cand t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* Reorders V[0..n) so that its K best come first (in no order). */
+static void select_best(struct cand *v, size_t n, size_t k)
+{
+	size_t lo = 0, hi = n;
+
+	while (hi - lo > 1) {
+		/* median of three as pivot, moved to lo */
+		size_t mid = lo + (hi - lo) / 2;
+		if (better(&v[mid], &v[lo]))
+			swap_cand(&v[mid], &v[lo]);
+		if (better(&v[hi - 1], &v[lo]))
+			swap_cand(&v[hi - 1], &v[lo]);
+		if (better(&v[hi - 1], &v[mid]))
+			swap_cand(&v[hi - 1], &v[mid]);
+		swap_cand(&v[lo], &v[mid]);
+		struct cand pivot = v[lo];
+		size_t store = lo + 1;
+		for (size_t i = lo + 1; i < hi; i++)
+			if (better(&v[i], &pivot))
+				swap_cand(&v[i], &v[store++]);
+		swap_cand(&v[lo], &v[store - 1]);
+		size_t pos = store - 1; /* pivot's rank */
+		if (pos == k || pos + 1 == k)
 			return;
-		if (c + 1 < n && worse(l[c + 1], id[c + 1], l[c], id[c]))
-			c++;
-		if (!worse(l[c], id[c], l[i], id[i]))
-			return;
-		float tl = l[i];
-		int32_t ti = id[i];
-		l[i] = l[c], id[i] = id[c];
-		l[c] = tl, id[c] = ti;
-		i = c;
+		if (pos > k)
+			hi = pos;
+		else
+			lo = pos + 1;
 	}
 }
 
-/* The K best of LOGITS into the candidates, best first (min-heap scan). */
+static int cmp_cand(const void *a, const void *b)
+{
+	return better(a, b) ? -1 : better(b, a) ? 1 : 0;
+}
+
+/* The K-th largest of A[0..n) (reorders A). */
+static float kth_largest(float *a, size_t n, size_t k)
+{
+	size_t lo = 0, hi = n, want = k - 1;
+
+	while (hi - lo > 1) {
+		float pivot = a[lo + (hi - lo) / 2];
+		size_t i = lo, j = hi - 1;
+		while (i <= j) {
+			while (a[i] > pivot)
+				i++;
+			while (a[j] < pivot)
+				j--;
+			if (i <= j) {
+				float t = a[i];
+				a[i] = a[j], a[j] = t;
+				i++;
+				if (j-- == 0)
+					break;
+			}
+		}
+		if (want <= j && j + 1 > lo)
+			hi = j + 1;
+		else if (want >= i)
+			lo = i;
+		else
+			return a[want];
+	}
+	return a[want];
+}
+
+/* The K best of LOGITS into the candidates, best first. The K-th largest of
+ * the 64-token block maxima is a floor for the K-th best token, so only the
+ * blocks reaching it are read. Their tokens above the bar go to a buffer of
+ * 2K; when it fills, a selection keeps the best K and raises the bar. In id
+ * order a later token equal to the bar loses the tie, so after the first
+ * selection only strictly greater logits get in. */
 static size_t top_k(struct sampler *s, const float *logits, size_t k)
 {
-	float *l = s->cand_logit;
-	int32_t *id = s->cand_id;
-	size_t n = s->n_vocab, i;
+	struct cand *v = s->tmp;
+	size_t n = s->n_vocab, cap = 2 * k < n ? 2 * k : n, m = 0;
+	size_t nb = (n + SMP_BLOCK - 1) / SMP_BLOCK;
+	float *bmax = s->prob, cut = -INFINITY;
 
-	for (i = 0; i < k; i++)
-		l[i] = logits[i], id[i] = (int32_t)i;
-	for (size_t j = k / 2; j-- > 0;)
-		sift_down(l, id, k, j);
-	/* Scanning in id order, a later token with the heap minimum's logit
-	 * loses the tie, so only strictly greater logits get in. */
-	while (i < n) {
-#ifdef __SSE2__
-		const __m128 th = _mm_set1_ps(l[0]);
-		while (i + 8 <= n) {
-			__m128 a = _mm_cmpgt_ps(_mm_loadu_ps(logits + i), th);
-			__m128 b = _mm_cmpgt_ps(_mm_loadu_ps(logits + i + 4), th);
-			if (_mm_movemask_ps(_mm_or_ps(a, b)))
-				break;
-			i += 8;
-		}
-		for (size_t e = i + 8 < n ? i + 8 : n; i < e; i++)
-#else
-		for (; i < n; i++)
-#endif
-			if (logits[i] > l[0]) {
-				l[0] = logits[i], id[0] = (int32_t)i;
-				sift_down(l, id, k, 0);
-			}
+	smp_block_max(logits, n, bmax);
+	if (nb > k) {
+		/* tokens equal to the floor may still belong: admit >= floor */
+		memcpy(s->cand_logit, bmax, nb * sizeof(*bmax));
+		cut = nextafterf(kth_largest(s->cand_logit, nb, k), -INFINITY);
 	}
-	/* Heap sort: repeatedly move the worst to the end. */
-	for (size_t m = k; m > 1; m--) {
-		float tl = l[0];
-		int32_t ti = id[0];
-		l[0] = l[m - 1], id[0] = id[m - 1];
-		l[m - 1] = tl, id[m - 1] = ti;
-		sift_down(l, id, m - 1, 0);
+	for (size_t b = 0; b < nb; b++) {
+		if (!(bmax[b] > cut))
+			continue;
+		size_t end = (b + 1) * SMP_BLOCK < n ? (b + 1) * SMP_BLOCK : n;
+		for (size_t i = b * SMP_BLOCK; (i = smp_find(logits, end, i, cut, false)) < end; i++) {
+			v[m++] = (struct cand){ logits[i], 0.0f, (int32_t)i };
+			if (m < cap)
+				continue;
+			select_best(v, m, k);
+			m = k;
+			cut = v[0].logit;
+			for (size_t j = 1; j < k; j++)
+				cut = v[j].logit < cut ? v[j].logit : cut;
+		}
+	}
+	if (m > k) {
+		select_best(v, m, k);
+		m = k;
+	}
+	qsort(v, m, sizeof(*v), cmp_cand);
+	for (size_t j = 0; j < m; j++) {
+		s->cand_logit[j] = v[j].logit;
+		s->cand_id[j] = v[j].id;
+	}
+	return m;
+}
+
+/* Top-p over sorted candidates: the shortest prefix reaching mass P. */
+static size_t top_p_sorted(struct sampler *s, size_t n, float max, float p)
+{
+	const float *l = s->cand_logit;
+	double target = (double)p * smp_sum_exp(l, n, max, 1.0f, s->prob), cum = 0.0;
+
+	for (size_t i = 0; i < n; i++) {
+		cum += s->prob[i];
+		if (cum >= target)
+			return i + 1;
+	}
+	return n;
+}
+
+
+static int bucket_of(float max, float l)
+{
+	float d = (max - l) * TOPP_SCALE;
+	return d < TOPP_BUCKETS - 1 ? (int)d : TOPP_BUCKETS - 1;
+}
+
+/* Candidates with a logit of at least TH, in id order. */
+static size_t gather(struct sampler *s, const float *logits, float th)
+{
+	return smp_gather(logits, s->n_vocab, th, s->cand_logit, s->cand_id);
+}
+
+/* Top-p over the whole vocabulary without sorting it: histogram the mass by
+ * distance to the max (1/64 nat buckets), keep every bucket before the one
+ * where the cumulative mass crosses P and sort only that bucket to find the
+ * cut. The kept set is the sorted prefix llama.cpp keeps; its order is not. */
+static size_t top_p_unsorted(struct sampler *s, const float *logits, float max, float p)
+{
+	float *l = s->cand_logit, *e = s->prob;
+	int32_t *id = s->cand_id;
+	double target = (double)p * smp_sum_exp(logits, s->n_vocab, max, 1.0f, e), cum = 0.0;
+	int cut = TOPP_BUCKETS - 1;
+
+	memset(s->mass, 0, TOPP_BUCKETS * sizeof(*s->mass));
+	for (size_t i = 0; i < s->n_vocab; i++)
+		s->mass[bucket_of(max, logits[i])] += e[i];
+	for (int b = 0; b < TOPP_BUCKETS; b++) {
+		if (cum + s->mass[b] >= target) {
+			cut = b;
+			break;
+		}
+		cum += s->mass[b];
+	}
+	/* Everything up to the cut bucket, with a bucket of margin for rounding;
+	 * bucket_of then decides exactly as in the histogram. */
+	float floor = cut < TOPP_BUCKETS - 2 ? max - (float)(cut + 2) / TOPP_SCALE : -INFINITY;
+	size_t n = gather(s, logits, floor), k = 0, m = 0;
+	for (size_t i = 0; i < n; i++) {
+		int b = bucket_of(max, l[i]);
+		if (b < cut) {
+			l[k] = l[i];
+			id[k++] = id[i];
+		} else if (b == cut) {
+			s->tmp[m++] = (struct cand){ l[i], e[id[i]], id[i] };
+		}
+	}
+	qsort(s->tmp, m, sizeof(*s->tmp), cmp_cand);
+	for (size_t j = 0; j < m; j++) {
+		l[k] = s->tmp[j].logit;
+		id[k++] = s->tmp[j].id;
+		cum += s->tmp[j].e;
+		if (cum >= target)
+			break;
 	}
 	return k;
 }
 
-/* Max-heap order for the lazy sort of top-p. */
-static void sift_down_max(float *l, int32_t *id, size_t n, size_t i)
+/* Draws from softmax(L / T) over N logits with ids ID (NULL: 0..N-1). */
+static int32_t draw(struct sampler *s, const float *l, const int32_t *id, size_t n, float max)
 {
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= n)
-			return;
-		if (c + 1 < n && worse(l[c], id[c], l[c + 1], id[c + 1]))
-			c++;
-		if (!worse(l[i], id[i], l[c], id[c]))
-			return;
-		float tl = l[i];
-		int32_t ti = id[i];
-		l[i] = l[c], id[i] = id[c];
-		l[c] = tl, id[c] = ti;
-		i = c;
-	}
-}
+	double total = smp_sum_exp(l, n, max, 1.0f / s->p.temperature, s->prob);
+	double u = rng_uniform(s->rng) * total, cum = 0.0;
+	size_t i;
 
-/* Keeps the smallest best-first prefix whose probability reaches P. Sorts
- * only as far as needed: pops a max-heap until the mass is reached. */
-static size_t top_p(struct sampler *s, size_t n, bool sorted, float max, float p)
-{
-	float *l = s->cand_logit;
-	int32_t *id = s->cand_id;
-	double total = sum_exp(l, n, max, 1.0f, NULL), target = (double)p * total, cum = 0.0;
-
-	if (sorted) {
-		for (size_t i = 0; i < n; i++) {
-			cum += exp((double)l[i] - max);
-			if (cum >= target)
-				return i + 1;
-		}
-		return n;
-	}
-	for (size_t j = n / 2; j-- > 0;)
-		sift_down_max(l, id, n, j);
-	size_t m = n;
-	while (m > 0) {
-		cum += exp((double)l[0] - max);
-		float tl = l[0];
-		int32_t ti = id[0];
-		l[0] = l[m - 1], id[0] = id[m - 1];
-		l[m - 1] = tl, id[m - 1] = ti;
-		m--;
-		sift_down_max(l, id, m, 0);
-		if (cum >= target)
+	for (i = 0; i + 1 < n; i++) {
+		cum += s->prob[i];
+		if (u < cum)
 			break;
 	}
-	/* The popped best sit at l[m..n) worst first: reverse, move to front. */
-	size_t kept = n - m;
-	for (size_t a = m, b = n - 1; a < b; a++, b--) {
-		float tl = l[a];
-		int32_t ti = id[a];
-		l[a] = l[b], id[a] = id[b];
-		l[b] = tl, id[b] = ti;
-	}
-	memmove(l, l + m, kept * sizeof(*l));
-	memmove(id, id + m, kept * sizeof(*id));
-	return kept;
+	return id ? id[i] : (int32_t)i;
 }
 
 int32_t sampler_sample(struct sampler *s, float *logits, const int32_t *history, size_t n,
 		       float *ret_logprob)
 {
+	const struct sampler_params *p;
 	double lse = 0.0;
 	size_t nc;
-	bool sorted = false;
 	int32_t tok;
 
 	if (!s || !logits || (!history && n))
 		return -EINVAL;
+	p = &s->p;
 	if (ret_logprob) {
-		float m = max_of(logits, s->n_vocab);
-		lse = m + log(sum_exp(logits, s->n_vocab, m, 1.0f, NULL));
+		float m = smp_max(logits, s->n_vocab);
+		lse = m + log(smp_sum_exp(logits, s->n_vocab, m, 1.0f, NULL));
 	}
 	s->n_pen = 0;
-	if (penalties_on(&s->p) && n)
+	if (penalties_on(p) && n)
 		apply_penalties(s, logits, history, n);
 
-	if (s->p.temperature <= 0.0f || s->p.top_k == 1) {
-		tok = argmax(logits, s->n_vocab);
+	if (p->temperature <= 0.0f || p->top_k == 1) {
+		tok = smp_argmax(logits, s->n_vocab);
 		goto done;
 	}
-	if (s->p.top_k > 0 && (uint32_t)s->p.top_k < s->n_vocab) {
-		nc = top_k(s, logits, (size_t)s->p.top_k);
-		sorted = true;
+	bool min_p = p->min_p > 0.0f, top_p = p->top_p < 1.0f;
+	float max;
+	if (p->top_k > 0 && (uint32_t)p->top_k < s->n_vocab) {
+		nc = top_k(s, logits, (size_t)p->top_k);
+		max = s->cand_logit[0];
+		if (top_p)
+			nc = top_p_sorted(s, nc, max, p->top_p);
 	} else {
-		nc = s->n_vocab;
-		memcpy(s->cand_logit, logits, nc * sizeof(*logits));
-		for (size_t i = 0; i < nc; i++)
-			s->cand_id[i] = (int32_t)i;
+		max = smp_max(logits, s->n_vocab);
+		if (!top_p && !min_p) {
+			/* Plain softmax over the whole vocabulary. */
+			tok = draw(s, logits, NULL, s->n_vocab, max);
+			goto done;
+		}
+		if (top_p)
+			nc = top_p_unsorted(s, logits, max, p->top_p);
+		else /* min-p alone: gather only its survivors */
+			nc = gather(s, logits, max > -INFINITY ? max + logf(p->min_p) : -INFINITY);
 	}
-	float max = sorted ? s->cand_logit[0] : max_of(s->cand_logit, nc);
-	if (s->p.top_p < 1.0f) {
-		nc = top_p(s, nc, sorted, max, s->p.top_p);
-		sorted = true;
-	}
-	if (s->p.min_p > 0.0f) {
-		float th = max + logf(s->p.min_p);
+	if (min_p) {
+		/* keep p >= min_p * p_max, i.e. logit >= max + log(min_p) */
+		float th = max + logf(p->min_p);
 		size_t k = 0;
 		for (size_t i = 0; i < nc; i++)
 			if (s->cand_logit[i] >= th) {
@@ -447,20 +471,10 @@ int32_t sampler_sample(struct sampler *s, float *logits, const int32_t *history,
 		nc = k;
 	}
 	if (!nc) { /* only when the logits are NaN */
-		tok = argmax(logits, s->n_vocab);
+		tok = smp_argmax(logits, s->n_vocab);
 		goto done;
 	}
-	/* Temperature then softmax: exp((l - max) / T). */
-	double total = sum_exp(s->cand_logit, nc, max, 1.0f / s->p.temperature, s->prob);
-	double u = rng_uniform(s->rng) * total, cum = 0.0;
-	tok = s->cand_id[nc - 1];
-	for (size_t i = 0; i < nc; i++) {
-		cum += s->prob[i];
-		if (u < cum) {
-			tok = s->cand_id[i];
-			break;
-		}
-	}
+	tok = draw(s, s->cand_logit, s->cand_id, nc, max);
 done:
 	if (ret_logprob)
 		*ret_logprob = (float)(raw_logit(s, logits, tok) - lse);
