@@ -45,20 +45,15 @@ static int tail_zero(const struct gi_sqe *sqe, size_t from, const char *op, char
 	return 0;
 }
 
-static int check_nop(const struct gi_sqe *sqe, const struct gi_limits *lim, uint32_t arena_size,
-		     char *err, size_t errlen)
+/* NOP and CANCEL: only opcode, flags, user_data and the 8-byte argument. */
+static int check_no_args(const struct gi_sqe *sqe, const struct gi_limits *lim, uint32_t arena_size,
+			 char *err, size_t errlen)
 {
+	const char *op = gi_op_name(sqe->opcode);
 	if (sqe->priority || sqe->max_tokens)
-		return fail(err, errlen, -EINVAL, "sqe nop: priority/max_tokens must be 0");
-	return tail_zero(sqe, offsetof(struct gi_sqe, stop_len), "nop", err, errlen);
-}
-
-static int check_cancel(const struct gi_sqe *sqe, const struct gi_limits *lim, uint32_t arena_size,
-			char *err, size_t errlen)
-{
-	if (sqe->priority || sqe->max_tokens)
-		return fail(err, errlen, -EINVAL, "sqe cancel: priority/max_tokens must be 0");
-	return tail_zero(sqe, offsetof(struct gi_sqe, stop_len), "cancel", err, errlen);
+		return fail(err, errlen, -EINVAL, "sqe %s: priority %u / max_tokens %u must be 0", op,
+			    sqe->priority, sqe->max_tokens);
+	return tail_zero(sqe, offsetof(struct gi_sqe, stop_len), op, err, errlen);
 }
 
 static int check_float(float v, float lo, float hi, const char *name, char *err, size_t errlen)
@@ -116,9 +111,9 @@ static int check_submit(const struct gi_sqe *sqe, const struct gi_limits *lim, u
 }
 
 static const struct op_desc op_table[] = {
-	[GI_OP_NOP] = { "nop", 0, check_nop },
+	[GI_OP_NOP] = { "nop", 0, check_no_args },
 	[GI_OP_SUBMIT] = { "submit", GI_SQE_F_SUBMIT_ALL, check_submit },
-	[GI_OP_CANCEL] = { "cancel", GI_SQE_F_CANCEL_ALL, check_cancel },
+	[GI_OP_CANCEL] = { "cancel", GI_SQE_F_CANCEL_ALL, check_no_args },
 };
 _Static_assert(ARRAY_SIZE(op_table) == GI_OP_COUNT_, "op_table covers every opcode");
 
