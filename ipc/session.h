@@ -64,7 +64,8 @@ int gi_region_create(const struct gi_region_params *p, int *ret_fd, struct gi_re
 /* Client: maps FD (shared, read/write) after checking its seals and size
  * against EXPECTED (the WELCOME's layout), then checks the header page
  * (magic, ABI major, hdr_size, layout equal to EXPECTED, session id) and sets
- * MADV_DONTFORK. Does not take ownership of FD. -EPROTO naming what differs. */
+ * MADV_DONTFORK. Does not take ownership of FD. -EPROTO if any check fails,
+ * -errno if a syscall does. */
 int gi_region_attach(int fd, const struct gi_layout *expected, uint64_t session_id,
 		     struct gi_region *ret_region);
 
