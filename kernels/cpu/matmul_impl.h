@@ -106,6 +106,11 @@ void cpu_mm_q4_K_avx512(const void *w, size_t k, const void *xq, size_t xstride,
 			float *y, size_t ldy, size_t j0, size_t j1);
 void cpu_mm_q6_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
 			float *y, size_t ldy, size_t j0, size_t j1);
+/* AMX kernels for the K-quants (matmul_k_amx.c). */
+void cpu_mm_q4_K_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+		     float *y, size_t ldy, size_t j0, size_t j1);
+void cpu_mm_q6_K_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+		     float *y, size_t ldy, size_t j0, size_t j1);
 #endif
 
 /* Q4_K activations keep ggml's Q8_K block but store the eight 32-element
