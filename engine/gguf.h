@@ -19,8 +19,10 @@ struct gguf_str {
 	uint64_t len;
 };
 
-/* One metadata value. For arrays, `arr` describes the elements in place in
- * the mapping; read them with gguf_arr_*(). */
+/* One metadata value. Scalars are widened: unsigned integers in v.u64,
+ * signed ones in v.i64, f32 and f64 in v.f64, bool in v.b (the file's byte
+ * is 0 or 1), strings in v.str. For arrays, `arr` describes the elements in
+ * place in the mapping; read them with gguf_arr_*(). */
 struct gguf_kv {
 	struct gguf_str key;
 	enum gguf_vtype type;
@@ -127,7 +129,7 @@ int gguf_get_i64(const struct gguf *g, const char *key, int64_t *ret, char *err,
  * file). Returns 0 and the tensor in *RET (if non-NULL); -ENOENT with
  * "tensor NAME: missing"; -EINVAL with e.g.
  * "tensor blk.3.attn_q.weight: expected shape [2048, 2048], got [2048, 1024]"
- * or "tensor X: type q4_0 not allowed here (f32, f16)". A shape inline:
+ * or "tensor X: type Q4_0 not allowed here (F32, F16)". A shape inline:
  * gguf_require_tensor(g, name, types, 2, (const uint64_t[]){ n_embd, n_vocab }, ...). */
 int gguf_require_tensor(const struct gguf *g, const char *name, uint64_t types,
 			uint32_t n_dims, const uint64_t *ne, const struct gguf_tensor **ret,
