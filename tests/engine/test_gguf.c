@@ -589,6 +589,8 @@ START_TEST(bad_tensors)
 	size_t len;
 	uint8_t *buf = one_tensor(GI_TYPE_F32, 2, (const uint64_t[]){ 8, 8 }, 1 << 20, 256, &len);
 	T_GGUF_EXPECT_FAIL(buf, len, "tensor w.weight", "out of bounds", "1048576");
+	buf = one_tensor(GI_TYPE_F32, 2, (const uint64_t[]){ 8, 8 }, UINT64_MAX - 31, 256, &len);
+	T_GGUF_EXPECT_FAIL(buf, len, "tensor w.weight", "out of bounds"); /* offset + size wraps */
 	buf = one_tensor(GI_TYPE_F32, 2, (const uint64_t[]){ 8, 8 }, 0, 255, &len);
 	T_GGUF_EXPECT_FAIL(buf, len, "tensor w.weight", "out of bounds");
 	buf = one_tensor(GI_TYPE_F32, 2, (const uint64_t[]){ 8, 8 }, 16, 512, &len);
