@@ -374,7 +374,8 @@ static void refresh_stats(struct engine *e, uint64_t now_ms)
 		const struct sched_tenant_stats *t = &ss->tenants[i];
 		struct gid_tenant_stats *o = &st->tenants[st->n_tenants++];
 		memset(o, 0, sizeof(*o));
-		snprintf(o->name, sizeof(o->name), "%s", t->name);
+		memcpy(o->name, t->name, sizeof(o->name));
+		o->name[sizeof(o->name) - 1] = 0;
 		o->requests_running = t->running;
 		o->requests_waiting = t->waiting;
 		o->requests_total = t->requests_done + t->running + t->waiting;

@@ -119,6 +119,15 @@ int gidt_stop(struct gidt_daemon *d, int sig, int timeout_ms)
 	return -ETIMEDOUT;
 }
 
+void gidt_cleanup(struct gidt_daemon *d)
+{
+	if (strncmp(d->dir, "/tmp/gidt-", 10))
+		return;
+	unlink(d->log);
+	unlink(d->sock);
+	rmdir(d->dir);
+}
+
 void gidt_dump_log(const struct gidt_daemon *d)
 {
 	size_t len;
@@ -176,7 +185,7 @@ void gidt_close(struct gidt_conn *c)
 
 int gidt_submit(struct gidt_conn *c, uint64_t ud, const struct gidt_params *p)
 {
-	uint32_t plen = p->ids ? p->n_ids * 4 : (uint32_t)strlen(p->prompt);
+	uint32_t plen = p->raw ? p->raw_len : p->ids ? p->n_ids * 4 : (uint32_t)strlen(p->prompt);
 	uint32_t slen = p->stop ? (uint32_t)strlen(p->stop) : 0;
 	uint32_t stop_bytes = slen ? 2 + slen : 0;
 	uint32_t blob = ((plen + 3) & ~3u) + stop_bytes;
@@ -189,7 +198,7 @@ int gidt_submit(struct gidt_conn *c, uint64_t ud, const struct gidt_params *p)
 	if (r < 0)
 		return r;
 	memset(mem, 0, blob);
-	memcpy(mem, p->ids ? (const void *)p->ids : (const void *)p->prompt, plen);
+	memcpy(mem, p->raw ? p->raw : p->ids ? (const void *)p->ids : (const void *)p->prompt, plen);
 	if (slen) {
 		uint16_t l = (uint16_t)slen;
 		memcpy(mem + ((plen + 3) & ~3u), &l, 2);
@@ -209,8 +218,13 @@ int gidt_submit(struct gidt_conn *c, uint64_t ud, const struct gidt_params *p)
 		.top_p = p->top_p > 0 ? p->top_p : 1.0f,
 		.repeat_penalty = 1.0f,
 	};
+	return gidt_submit_sqe(c, &q);
+}
+
+int gidt_submit_sqe(struct gidt_conn *c, const struct gi_sqe *q)
+{
 	for (int tries = 0; tries < 10000; tries++) {
-		r = gi_cli_submit(&c->cli, &q, 1);
+		int r = gi_cli_submit(&c->cli, q, 1);
 		if (r != 0 && r != -EAGAIN)
 			return r < 0 ? r : 0;
 		usleep(100);
@@ -264,6 +278,8 @@ static void take(struct gidt_result *res, uint32_t n, const struct gi_cqe *e)
 			r->n_prompt = e->done.n_prompt;
 			r->n_cached = e->done.n_cached;
 			r->n_gen = e->done.n_gen;
+		} else if (e->kind == GI_CQE_NOP) {
+			r->n_gen = (uint32_t)e->nop.echo;
 		} else if (e->kind == GI_CQE_ERROR) {
 			uint32_t l = e->text_len <= GI_CQE_TEXT_MAX ? e->text_len : GI_CQE_TEXT_MAX;
 			memcpy(r->reason, e->reason, l);

@@ -12,8 +12,8 @@
 
 struct gidt_daemon {
 	pid_t pid;
-	char dir[128];
-	char sock[192];
+	char dir[64];
+	char sock[100];
 	char log[192];
 };
 
@@ -26,6 +26,8 @@ int gidt_start_argv(struct gidt_daemon *d, const char *sock, char *const *argv);
 /* Sends SIG and waits up to TIMEOUT_MS for exit (then SIGKILLs). Returns
  * the wait status, or -ETIMEDOUT if it had to be killed. */
 int gidt_stop(struct gidt_daemon *d, int sig, int timeout_ms);
+/* Removes the daemon's directory (log, socket) after a passing test. */
+void gidt_cleanup(struct gidt_daemon *d);
 /* Prints the daemon's log to stderr (for failing tests). */
 void gidt_dump_log(const struct gidt_daemon *d);
 /* Whether the daemon's log contains NEEDLE. */
@@ -43,6 +45,8 @@ void gidt_close(struct gidt_conn *c);
 struct gidt_params {
 	const char *prompt;       /* text (NUL-terminated) unless ids */
 	const int32_t *ids;       /* token prompt (GI_SQE_F_TOKENS) */
+	const void *raw;          /* prompt bytes as they are (e.g. a chat list) */
+	uint32_t raw_len;
 	uint32_t n_ids;
 	uint16_t flags;
 	uint32_t max_tokens;
@@ -69,6 +73,8 @@ struct gidt_result {
 	bool cont;                /* the last TOKEN event had TEXT_CONT */
 };
 
+/* Submits one SQE other than SUBMIT (NOP, CANCEL) as given. */
+int gidt_submit_sqe(struct gidt_conn *c, const struct gi_sqe *q);
 /* Submits P with user_data UD. 0 or a negative errno. */
 int gidt_submit(struct gidt_conn *c, uint64_t ud, const struct gidt_params *p);
 /* Collects events into RES[ud] (ud < N) until all N finished. Returns 0,

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +41,7 @@ static void stop(void)
 	if (st != 0)
 		gidt_dump_log(&dmn);
 	ck_assert_msg(st == 0, "gid exit status %d", st);
+	gidt_cleanup(&dmn);
 }
 
 /* Runs golden case G greedily on C; 0 if ids match exactly. */
@@ -190,6 +193,124 @@ START_TEST(errors_are_events)
 }
 END_TEST
 
+/* 256 sessions with 4 requests each in flight at once. */
+START_TEST(sessions_256_requests_1024)
+{
+	load_golden();
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	ck_assert_uint_ge(rl.rlim_cur, 2048);
+	start((const char *const[]){ "--max-running", "256", "--max-batch-tokens", "2048", NULL });
+	enum { S = 256, R = 4, T = 4 };
+	static struct gidt_conn c[S];
+	static struct gidt_result res[S][R];
+	for (int i = 0; i < S; i++) {
+		int r = gidt_connect(&c[i], dmn.sock);
+		ck_assert_msg(r == 0, "session %d: %s", i, strerror(-r));
+	}
+	for (int i = 0; i < S; i++)
+		for (int k = 0; k < R; k++) {
+			int g = (i + k) % n_golden;
+			struct gidt_params p = { .prompt = golden[g].prompt, .max_tokens = T };
+			ck_assert_int_eq(gidt_submit(&c[i], (uint64_t)k, &p), 0);
+		}
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "sessions", S, 5000), S);
+	for (int i = 0; i < S; i++) {
+		int r = gidt_wait_all(&c[i], res[i], R, 60000);
+		ck_assert_msg(r == 0, "session %d: %s", i, strerror(-r));
+		for (int k = 0; k < R; k++) {
+			int g = (i + k) % n_golden;
+			ck_assert_msg(res[i][k].kind == GI_CQE_DONE && res[i][k].n_ids == T &&
+					      !memcmp(res[i][k].ids, golden[g].output_ids, T * 4),
+				      "session %d request %d: kind %d result %d %s", i, k, res[i][k].kind,
+				      res[i][k].result, res[i][k].reason);
+		}
+	}
+	/* One more session is refused while all 256 are open. */
+	struct gidt_conn extra;
+	ck_assert_int_eq(gidt_connect(&extra, dmn.sock), -EBUSY);
+	for (int i = 0; i < S; i++)
+		gidt_close(&c[i]);
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "sessions", 0, 10000), 0);
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "requests_done", S * R, 1000), S * R);
+	stop();
+}
+END_TEST
+
+START_TEST(cancel_nop_chat)
+{
+	load_golden();
+	start(NULL);
+	struct gidt_conn c;
+	ck_assert_int_eq(gidt_connect(&c, dmn.sock), 0);
+	static struct gidt_result res[4];
+	struct gi_cqe ev;
+
+	/* CANCEL as an SQE, once the stream runs. */
+	struct gidt_params p = { .prompt = golden[0].prompt, .max_tokens = 2000 };
+	ck_assert_int_eq(gidt_submit(&c, 0, &p), 0);
+	while (gi_cli_reap(&c.cli, &ev, 1) == 0)
+		usleep(100);
+	struct gi_sqe q = { .opcode = GI_OP_CANCEL, .user_data = 1, .cancel.target = 0 };
+	ck_assert_int_eq(gidt_submit_sqe(&c, &q), 0);
+	ck_assert_int_eq(gidt_wait_all(&c, res, 2, 10000), 0);
+	ck_assert_int_eq(res[0].kind, GI_CQE_DONE);
+	ck_assert_int_eq(res[0].result, GI_FINISH_CANCELLED);
+	ck_assert_int_eq(res[1].kind, GI_CQE_CANCEL);
+	ck_assert_int_eq(res[1].result, 0);
+	/* Cancelling what is not there. */
+	memset(res, 0, sizeof(res));
+	q.cancel.target = 77;
+	q.user_data = 0;
+	ck_assert_int_eq(gidt_submit_sqe(&c, &q), 0);
+	ck_assert_int_eq(gidt_wait_all(&c, res, 1, 10000), 0);
+	ck_assert_int_eq(res[0].result, -ENOENT);
+
+	/* CANCEL over the socket, every request of the session. */
+	memset(res, 0, sizeof(res));
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(gidt_submit(&c, (uint64_t)i, &p), 0);
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "requests_running", 2, 5000), 2);
+	struct gi_cancel_msg m = { 0 };
+	gi_msg_init(&m.hdr, GI_MSG_CANCEL, sizeof(m), 3);
+	m.hdr.flags = GI_CANCEL_F_ALL;
+	ck_assert_int_eq(send(c.hs.sock, &m, sizeof(m), 0), sizeof(m));
+	ck_assert_int_eq(gidt_wait_all(&c, res, 2, 10000), 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(res[i].result, GI_FINISH_CANCELLED);
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "kv_blocks_used", 0, 5000), 0);
+
+	/* NOP echoes. */
+	memset(res, 0, sizeof(res));
+	q = (struct gi_sqe){ .opcode = GI_OP_NOP, .user_data = 0, .nop.echo = 4242 };
+	ck_assert_int_eq(gidt_submit_sqe(&c, &q), 0);
+	ck_assert_int_eq(gidt_wait_all(&c, res, 1, 10000), 0);
+	ck_assert_int_eq(res[0].kind, GI_CQE_NOP);
+	ck_assert_uint_eq(res[0].n_gen, 4242);
+
+	/* A chat request: the template (chatml for this model) is applied. */
+	static uint8_t chat[256];
+	const char *msg = "Tell me a story.";
+	uint32_t role = GI_ROLE_USER, len = (uint32_t)strlen(msg);
+	memcpy(chat, &role, 4);
+	memcpy(chat + 4, &len, 4);
+	memcpy(chat + 8, msg, len);
+	memset(res, 0, sizeof(res));
+	p = (struct gidt_params){ .raw = chat, .raw_len = 8 + ((len + 3) & ~3u), .flags = GI_SQE_F_CHAT,
+				  .max_tokens = 8 };
+	ck_assert_int_eq(gidt_run(&c, &p, res, 10000), 0);
+	ck_assert_msg(res[0].kind == GI_CQE_DONE, "chat: kind %d result %d %s", res[0].kind, res[0].result,
+		      res[0].reason);
+	ck_assert_uint_eq(res[0].n_gen, 8);
+	/* "<|im_start|>user\n" and the rest make it longer than the message. */
+	ck_assert_uint_gt(res[0].n_prompt, 10);
+	gidt_close(&c);
+	stop();
+}
+END_TEST
+
 /* systemd-style socket activation: systemd-socket-activate owns the
  * socket and execs gid (LISTEN_FDS) on the first connection. */
 START_TEST(socket_activation)
@@ -227,6 +348,8 @@ Suite *t_suite(void)
 	tcase_add_test(tc, clients_32_golden_and_seeded);
 	tcase_add_test(tc, errors_are_events);
 	tcase_add_test(tc, socket_activation);
+	tcase_add_test(tc, cancel_nop_chat);
+	tcase_add_test(tc, sessions_256_requests_1024);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -38,6 +38,7 @@ static void stop(void)
 	if (st != 0)
 		gidt_dump_log(&dmn);
 	ck_assert_msg(st == 0, "gid exit status %d", st);
+	gidt_cleanup(&dmn);
 }
 
 /* Every golden case on a new session; 0 if all match. */
@@ -153,6 +154,7 @@ START_TEST(sigterm_mid_stream)
 	int st = gidt_stop(&dmn, 0, 10000);
 	ck_assert_int_eq(st, 0);
 	ck_assert(gidt_log_has(&dmn, "shutting down"));
+	gidt_cleanup(&dmn);
 }
 END_TEST
 
@@ -182,6 +184,7 @@ START_TEST(daemon_killed)
 	(void)sum;
 	ck_assert_int_ge(gi_cli_reap(&c.cli, &ev, 1), 0);
 	gidt_close(&c);
+	gidt_cleanup(&dmn);
 }
 END_TEST
 

@@ -35,6 +35,7 @@ static void stop(void)
 	if (st != 0)
 		gidt_dump_log(&dmn);
 	ck_assert_msg(st == 0, "gid exit status %d", st);
+	gidt_cleanup(&dmn);
 }
 
 static char prefix[8192];
@@ -95,7 +96,7 @@ END_TEST
 START_TEST(kv_exhaustion_preempts)
 {
 	enum { N = 12 };
-	static char prompts[N][2048];
+	static char prompts[N][4200];
 	static struct gidt_result ref[N], res[N];
 	/* 1 MiB holds ~100 blocks; twelve ~200-token sequences need ~170. */
 	start((const char *const[]){ "--kv-mb", "1", NULL });
@@ -233,6 +234,9 @@ START_TEST(fairness_by_uid)
 	ck_assert_ptr_nonnull(strstr(js, "\"weight\":3"));
 	gidt_close(&c);
 	stop();
+	unlink(conf);
+	rmdir(dir);
+	free(dir);
 }
 END_TEST
 
@@ -241,7 +245,7 @@ START_TEST(stats_openmetrics)
 	start(NULL);
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", dmn.sock);
+	memcpy(a.sun_path, dmn.sock, sizeof(dmn.sock));
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	struct gi_stats_req q = { 0 };
 	gi_msg_init(&q.hdr, GI_MSG_STATS_REQ, sizeof(q), 9);
