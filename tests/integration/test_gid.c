@@ -2,12 +2,14 @@
  * stories260K to real client processes (golden greedy outputs, seeded
  * sampling, concurrency, stats, errors as events). */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -311,6 +313,51 @@ START_TEST(cancel_nop_chat)
 }
 END_TEST
 
+/* The sd_notify protocol: READY with a status, watchdog pings while the
+ * engine turns, STOPPING on SIGTERM. */
+START_TEST(sd_notify_protocol)
+{
+	load_golden();
+	static char path[108];
+	snprintf(path, sizeof(path), "/tmp/gidt-notify-%d", (int)getpid());
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	unlink(path);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	setenv("NOTIFY_SOCKET", path, 1);
+	setenv("WATCHDOG_USEC", "400000", 1);
+	start(NULL);
+	static char all[65536];
+	size_t len = 0;
+	uint64_t end = gidt_now_us() + 3000000;
+	int pings = 0;
+	while (gidt_now_us() < end && pings < 3) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		if (poll(&pf, 1, 100) != 1)
+			continue;
+		ssize_t n = recv(fd, all + len, sizeof(all) - len - 1, 0);
+		if (n > 0) {
+			all[len + (size_t)n] = 0;
+			pings += strstr(all + len, "WATCHDOG=1") != NULL;
+			len += (size_t)n;
+		}
+	}
+	ck_assert_msg(strstr(all, "READY=1") && strstr(all, "STATUS="), "notify messages: %s", all);
+	ck_assert_int_ge(pings, 3);
+	kill(dmn.pid, SIGTERM);
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	ck_assert_int_eq(poll(&pf, 1, 5000), 1);
+	ssize_t n = recv(fd, all, sizeof(all) - 1, 0);
+	ck_assert_int_gt(n, 0);
+	all[n] = 0;
+	ck_assert_ptr_nonnull(strstr(all, "STOPPING=1"));
+	stop();
+	close(fd);
+	unlink(path);
+}
+END_TEST
+
 /* systemd-style socket activation: systemd-socket-activate owns the
  * socket and execs gid (LISTEN_FDS) on the first connection. */
 START_TEST(socket_activation)
@@ -348,6 +395,7 @@ Suite *t_suite(void)
 	tcase_add_test(tc, clients_32_golden_and_seeded);
 	tcase_add_test(tc, errors_are_events);
 	tcase_add_test(tc, socket_activation);
+	tcase_add_test(tc, sd_notify_protocol);
 	tcase_add_test(tc, cancel_nop_chat);
 	tcase_add_test(tc, sessions_256_requests_1024);
 	suite_add_tcase(s, tc);
