@@ -8,9 +8,9 @@ START_TEST(test_no_lost_wakeup)
 	struct ws_ctx x;
 	/* TSan slows everything ~10x; the race count matters, not the duration. */
 #ifdef GI_TSAN
-	ws_run(&x, 4.0, 1000);
+	ck_assert_int_eq(ws_run(&x, 4.0, 1000), 0);
 #else
-	ws_run(&x, 5.0, 20);
+	ck_assert_int_eq(ws_run(&x, 5.0, 20), 0);
 #endif
 	ck_assert_int_eq(x.client_err, 0);
 	ck_assert_int_eq(x.engine_err, 0);

@@ -10,7 +10,6 @@
  * counter after deciding), and the doorbell is still not rung. With the
  * fences in place that state is impossible; without them it is the bug. */
 #pragma once
-#include <check.h>
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
@@ -53,14 +52,21 @@ static uint64_t ws_rand(uint64_t *s)
 static void ws_pause(uint64_t *rng)
 {
 	uint64_t r = ws_rand(rng);
-	/* Half of the time no pause, else up to ~2 µs of spinning, rarely a yield. */
+	/* Half of the time no pause, rarely a yield, else a spin that is either
+	 * uniform up to 400 PAUSEs or log-uniform from 1 to 512, so the two
+	 * sides' store/load pairs line up at every scale. */
 	if (r & 1)
 		return;
-	if ((r & 0xff) == 2) {
+	if ((r & 0x3fe) == 2) {
 		sched_yield();
 		return;
 	}
-	for (unsigned i = (unsigned)((r >> 8) % 400); i; i--)
+	unsigned n;
+	if (r & 2)
+		n = (unsigned)((r >> 10) % 400);
+	else
+		n = (unsigned)((r >> 20) & ((1u << ((r >> 10) % 7)) - 1));
+	for (; n; n--)
 		gi_cpu_relax();
 }
 
@@ -178,32 +184,43 @@ static void *ws_client(void *arg)
 	return NULL;
 }
 
-/* Runs the harness for SECONDS with sleeps timing out after TIMEOUT_MS. */
-static void ws_run(struct ws_ctx *x, double seconds, int timeout_ms)
+/* Runs the harness for SECONDS with sleeps timing out after TIMEOUT_MS.
+ * Returns 0, or -1 if the setup failed (no ck_assert here: t_suite() of the
+ * no-fence test calls it outside any test). */
+static int ws_run(struct ws_ctx *x, double seconds, int timeout_ms)
 {
 	*x = (struct ws_ctx){ .seconds = seconds, .timeout_ms = timeout_ms };
 	/* Counters start near UINT32_MAX so the run also crosses the wrap. */
 	struct gi_region_params p = { .sq_entries = 8, .cq_entries = 32, .arena_size = 4096,
 				      .session_id = 7, .start_index = UINT32_MAX - 100 };
-	ck_assert_int_eq(gi_region_create(&p, &x->memfd, &x->dregion), 0);
-	ck_assert_int_eq(gi_region_attach(x->memfd, &x->dregion.layout, 7, &x->cregion), 0);
+	struct gi_limits lim = { .max_prompt_bytes = 1024, .max_stop_strings = 4, .max_stop_len = 32 };
+	if (gi_region_create(&p, &x->memfd, &x->dregion))
+		return -1;
 	x->sub_efd = gi_db_create();
 	x->cmp_efd = gi_db_create();
-	ck_assert_int_ge(x->sub_efd, 0);
-	ck_assert_int_ge(x->cmp_efd, 0);
-	struct gi_limits lim = { .max_prompt_bytes = 1024, .max_stop_strings = 4, .max_stop_len = 32 };
-	ck_assert_int_eq(gi_srv_init(&x->srv, &x->dregion, &lim, p.start_index, x->sub_efd, x->cmp_efd), 0);
-	ck_assert_int_eq(gi_cli_init(&x->cli, &x->cregion, x->sub_efd, x->cmp_efd), 0);
+	int err = x->sub_efd < 0 || x->cmp_efd < 0 ||
+		  gi_region_attach(x->memfd, &x->dregion.layout, 7, &x->cregion) ||
+		  gi_srv_init(&x->srv, &x->dregion, &lim, p.start_index, x->sub_efd, x->cmp_efd) ||
+		  gi_cli_init(&x->cli, &x->cregion, x->sub_efd, x->cmp_efd);
 	x->sq_decided = x->cq_decided = p.start_index;
 	pthread_t te, tc;
-	ck_assert_int_eq(pthread_create(&te, NULL, ws_engine, x), 0);
-	ck_assert_int_eq(pthread_create(&tc, NULL, ws_client, x), 0);
-	pthread_join(tc, NULL);
-	pthread_join(te, NULL);
+	if (!err && pthread_create(&te, NULL, ws_engine, x) == 0) {
+		if (pthread_create(&tc, NULL, ws_client, x) == 0) {
+			pthread_join(tc, NULL);
+		} else {
+			gi_store_release(&x->stop, 1);
+			gi_db_ring(x->sub_efd);
+			err = 1;
+		}
+		pthread_join(te, NULL);
+	} else {
+		err = 1;
+	}
 	printf("wakeup stress: %.1f s, %llu round trips, %llu engine sleeps, %llu client sleeps, "
 	       "%llu timeouts, lost wakeups: %llu submit-side, %llu completion-side\n",
 	       seconds, (unsigned long long)x->round_trips, (unsigned long long)x->engine_sleeps,
-	       (unsigned long long)x->client_sleeps, (unsigned long long)(x->engine_timeouts + x->client_timeouts),
+	       (unsigned long long)x->client_sleeps,
+	       (unsigned long long)(x->engine_timeouts + x->client_timeouts),
 	       (unsigned long long)x->lost_sq, (unsigned long long)x->lost_cq);
 	fflush(stdout);
 	gi_cli_fini(&x->cli);
@@ -213,4 +230,5 @@ static void ws_run(struct ws_ctx *x, double seconds, int timeout_ms)
 	close(x->memfd);
 	close(x->sub_efd);
 	close(x->cmp_efd);
+	return err ? -1 : 0;
 }
