@@ -476,10 +476,11 @@ START_TEST(speed_spm)
 			tok_destroy(t);
 	}
 	/* ~1 KB of English prose */
-	char text[1100] = "";
+	static const char para[] = "Once upon a time, there was a little girl named Lily. She "
+				   "loved to play outside in the park with her friends. ";
+	char text[1024 + sizeof(para)] = "";
 	while (strlen(text) < 1000)
-		strcat(text, "Once upon a time, there was a little girl named Lily. She loved "
-			     "to play outside in the park with her friends. ");
+		strcat(text, para);
 	size_t len = strlen(text);
 	int32_t ids[1024];
 	double enc = 1e9;
