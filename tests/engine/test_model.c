@@ -279,6 +279,7 @@ START_TEST(weight_types)
 	unlink(ref_path);
 	unlink(q_path);
 	rmdir(dir);
+	free(dir);
 	free(ref);
 	free(got);
 }
@@ -303,6 +304,7 @@ START_TEST(qwen2_runs)
 	free(out);
 	unlink(path);
 	rmdir(dir);
+	free(dir);
 }
 END_TEST
 
@@ -340,6 +342,7 @@ START_TEST(bad_models)
 		      bad[_i].want2);
 	unlink(path);
 	rmdir(dir);
+	free(dir);
 }
 END_TEST
 
