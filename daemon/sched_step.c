@@ -106,21 +106,33 @@ static bool over_share(const struct sched *s, const struct stenant *t, uint64_t 
 	       (uint64_t)t->kv_blocks * w_all > (uint64_t)s->n_pool * w;
 }
 
-/* A victim that makes room for waiting request R without unfairness: a
- * lower-class sequence, or a same-class one of another tenant that is above
- * its share. NULL if none. */
-static struct sreq *fair_victim(struct sched *s, const struct sreq *r)
+/* A victim that makes room for waiting request R: a lower-class sequence,
+ * or, if FAIR (R's tenant stays within its share once R runs), a same-class
+ * one of another tenant above its share. NULL if none. */
+static struct sreq *fair_victim(struct sched *s, const struct sreq *r, bool fair)
 {
 	uint64_t w_all = active_weight(s);
 	struct sreq *w = NULL;
 	for (uint32_t i = 0; i < s->n_run; i++) {
 		struct sreq *v = &s->rq[s->run[i]];
 		bool ok = v->cls > r->cls ||
-			  (v->cls == r->cls && v->tenant != r->tenant && over_share(s, &s->ten[v->tenant], w_all));
+			  (fair && v->cls == r->cls && v->tenant != r->tenant &&
+			   over_share(s, &s->ten[v->tenant], w_all));
 		if (ok && (!w || ranks_after(v, w)))
 			w = v;
 	}
 	return w;
+}
+
+/* True if tenant T, running one more sequence with NEED more blocks, stays
+ * within its weighted share of slots and KV: only then may it preempt
+ * another tenant's sequence, so two tenants never take turns preempting
+ * each other. */
+static bool within_share(const struct sched *s, const struct stenant *t, uint32_t need)
+{
+	uint64_t w_all = active_weight(s), w = t->pol.weight;
+	return (uint64_t)(t->n_run + 1) * w_all <= (uint64_t)s->max_run * w &&
+	       (uint64_t)(t->kv_blocks + need) * w_all <= (uint64_t)s->n_pool * w;
 }
 
 /* Grows R's block table to cover UPTO positions. -ENOSPC: pool empty;
@@ -177,8 +189,9 @@ static bool admit(struct sched *s, struct sreq *r)
 		}
 		return false;
 	}
+	bool fair = within_share(s, t, total);
 	while (s->n_run == s->max_run) {
-		struct sreq *v = fair_victim(s, r);
+		struct sreq *v = fair_victim(s, r, fair);
 		if (!v)
 			return false;
 		preempt(s, v);
@@ -187,7 +200,7 @@ static bool admit(struct sched *s, struct sreq *r)
 	 * never waits for KV; one more must be available for the first decode. */
 	uint32_t hit = take_prefix(s, r);
 	while (kvm_available(s->kvm) < total - r->n_blk) {
-		struct sreq *v = fair_victim(s, r);
+		struct sreq *v = fair_victim(s, r, fair);
 		if (!v) {
 			sched_release_blocks(s, r);
 			return false;
@@ -270,8 +283,10 @@ static void share_prefill(struct sched *s, int cls)
 		s->ten[i].deficit = q ? (int64_t)q : 1;
 	}
 	uint32_t start = s->rr[cls];
+	/* Each round must grow the batch (preemptions may also shrink it), so
+	 * this ends within max_batch rounds. */
 	for (int round = 0; s->batch_tokens < s->max_batch; round++) {
-		uint32_t progress = 0;
+		uint32_t before = s->batch_tokens;
 		for (uint32_t k = 0; k < N_TSLOTS && s->batch_tokens < s->max_batch; k++) {
 			uint32_t ti = (start + k) % N_TSLOTS;
 			struct stenant *t = &s->ten[ti];
@@ -282,9 +297,8 @@ static void share_prefill(struct sched *s, int cls)
 			uint32_t got = serve(s, ti, cls, (uint32_t)t->deficit);
 			t->deficit -= got;
 			t->prefilled += got;
-			progress += got;
 		}
-		if (!progress)
+		if (s->batch_tokens <= before)
 			break;
 	}
 	s->rr[cls] = (start + 1) % N_TSLOTS;
