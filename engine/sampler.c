@@ -248,9 +248,31 @@ static void select_best(struct cand *v, size_t n, size_t k)
 	}
 }
 
-static int cmp_cand(const void *a, const void *b)
+/* In-place heap sort, best first (glibc's qsort may allocate). */
+static void sift_worst(struct cand *v, size_t n, size_t i)
 {
-	return better(a, b) ? -1 : better(b, a) ? 1 : 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n)
+			return;
+		if (c + 1 < n && better(&v[c], &v[c + 1]))
+			c++;
+		if (!better(&v[i], &v[c]))
+			return;
+		swap_cand(&v[i], &v[c]);
+		i = c;
+	}
+}
+
+static void sort_best_first(struct cand *v, size_t n)
+{
+	/* a heap with the worst at the root; move it to the end each time */
+	for (size_t i = n / 2; i-- > 0;)
+		sift_worst(v, n, i);
+	for (size_t m = n; m > 1; m--) {
+		swap_cand(&v[0], &v[m - 1]);
+		sift_worst(v, m - 1, 0);
+	}
 }
 
 /* The K-th largest of A[0..n) (reorders A). */
@@ -322,7 +344,7 @@ static size_t top_k(struct sampler *s, const float *logits, size_t k)
 		select_best(v, m, k);
 		m = k;
 	}
-	qsort(v, m, sizeof(*v), cmp_cand);
+	sort_best_first(v, m);
 	for (size_t j = 0; j < m; j++) {
 		s->cand_logit[j] = v[j].logit;
 		s->cand_id[j] = v[j].id;
@@ -391,7 +413,7 @@ static size_t top_p_unsorted(struct sampler *s, const float *logits, float max, 
 			s->tmp[m++] = (struct cand){ l[i], e[id[i]], id[i] };
 		}
 	}
-	qsort(s->tmp, m, sizeof(*s->tmp), cmp_cand);
+	sort_best_first(s->tmp, m);
 	for (size_t j = 0; j < m; j++) {
 		l[k] = s->tmp[j].logit;
 		id[k++] = s->tmp[j].id;

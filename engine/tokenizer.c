@@ -296,6 +296,9 @@ static void mark_eog(struct tokenizer *t, int32_t id)
 static void find_eog(struct tokenizer *t)
 {
 	for (uint32_t i = 0; i < t->n_vocab; i++) {
+		char c = tok_text_of(t, i)[0];
+		if (c != '<' && c != '_') /* how every text in the lists starts */
+			continue;
 		bool eot = t->eot < 0 && text_in(t, i, eot_texts);
 		bool eom = t->eom < 0 && text_in(t, i, eom_texts);
 		if (eot)

@@ -86,6 +86,51 @@ START_TEST(top_k_1_is_greedy)
 }
 END_TEST
 
+static int cmp_ref(const void *a, const void *b, void *arg)
+{
+	const float *l = arg;
+	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+	if (l[x] != l[y])
+		return l[x] > l[y] ? -1 : 1;
+	return x < y ? -1 : 1;
+}
+
+/* On a full vocabulary, with and without ties, top-k keeps exactly the K
+ * best (ties to the lowest id): a flat temperature draws each of them. */
+START_TEST(top_k_exact_set)
+{
+	const uint32_t n = 32000, k = 40;
+	float *l = malloc(n * sizeof(*l));
+	int32_t *order = malloc(n * sizeof(*order));
+	bool *in = calloc(n, sizeof(*in));
+	int *seen = calloc(n, sizeof(*seen));
+
+	fill_logits(l, n, 900 + (uint32_t)_i);
+	if (_i == 1)
+		for (uint32_t i = 0; i < n; i++)
+			l[i] = floorf(l[i]); /* many ties at the boundary */
+	for (uint32_t i = 0; i < n; i++)
+		order[i] = (int32_t)i;
+	qsort_r(order, n, sizeof(*order), cmp_ref, l);
+	for (uint32_t i = 0; i < k; i++)
+		in[order[i]] = true;
+	struct sampler *s = make(1000.0f, (int32_t)k, 1.0f, 0.0f, 3, n);
+	for (int d = 0; d < 4000; d++) {
+		int32_t t = sampler_sample(s, l, NULL, 0, NULL);
+		ck_assert_msg(t >= 0 && in[t], "draw %d: token %d (logit %g) is not in the top %u", d,
+			      t, t >= 0 ? l[t] : 0.0f, k);
+		seen[t]++;
+	}
+	for (uint32_t i = 0; i < k; i++)
+		ck_assert_msg(seen[order[i]] > 0, "top token %d never drawn", order[i]);
+	sampler_free(s);
+	free(l);
+	free(order);
+	free(in);
+	free(seen);
+}
+END_TEST
+
 START_TEST(seed_reproducible)
 {
 	const uint32_t n = 1000;
@@ -372,6 +417,7 @@ Suite *t_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, greedy_is_argmax);
 	tcase_add_test(tc, top_k_1_is_greedy);
+	tcase_add_loop_test(tc, top_k_exact_set, 0, 2);
 	tcase_add_test(tc, seed_reproducible);
 	tcase_add_test(tc, distribution);
 	tcase_add_test(tc, top_p_sets);
