@@ -9,10 +9,15 @@
  *            total order either the caller sees the sleeper, or the sleeper's
  *            re-load sees the new gen (and futex_wait itself rechecks gen).
  *  - barrier: every arrival is fetch_add(bar_count, acq_rel); the last one
- *            resets the count and store_release(bar_sense)  <->  the others'
- *            load_acquire(bar_sense) in their spin.
- *  - done:   worker fetch_add(done, release) after FN  <->  caller's
- *            load_acquire(done) spin before returning.
+ *            resets the count and bumps bar_sense (seq_cst)  <->  the others'
+ *            load_acquire(bar_sense) in their wait.
+ *  - done:   worker fetch_add(done, seq_cst) after FN  <->  caller's
+ *            load_acquire(done) in its wait before returning.
+ *  - long waits (barrier and done) end on a futex: the waiter does
+ *            fetch_add(sleepers, seq_cst), re-loads the word, futex_wait(word,
+ *            old)  <->  the changer changes the word (seq_cst), then
+ *            load(sleepers, seq_cst) and futex_wake if non-zero: the same
+ *            Dekker argument as for sleep above.
  */
 #include "kernels/cpu/pool.h"
 
@@ -20,7 +25,6 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,7 +34,7 @@
 #include <unistd.h>
 
 #define SPIN_NS 300000 /* how long an idle worker spins before sleeping */
-#define SPIN_PAUSES 2000 /* pauses before a barrier waiter starts yielding */
+#define SPIN_PAUSES 4000 /* pauses before a barrier or done waiter sleeps */
 
 struct cpu_pool {
 	int n;
@@ -42,6 +46,8 @@ struct cpu_pool {
 	_Alignas(64) atomic_uint bar_count;
 	_Alignas(64) atomic_uint bar_sense;
 	_Alignas(64) atomic_uint done;
+	_Alignas(64) atomic_uint bar_sleepers;
+	_Alignas(64) atomic_uint done_sleepers;
 	atomic_bool stop;
 };
 
@@ -50,17 +56,6 @@ static inline void cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_ia32_pause();
 #endif
-}
-
-/* Spin-wait step I of a wait: pause, and after a while also yield the CPU,
- * so a waiter does not burn the time slice of a preempted peer when the
- * machine is oversubscribed. */
-static inline void wait_step(unsigned i)
-{
-	if (i < SPIN_PAUSES)
-		cpu_relax();
-	else
-		sched_yield();
 }
 
 static uint64_t now_ns(void)
@@ -78,6 +73,31 @@ static void futex_wait(atomic_uint *addr, unsigned val)
 static void futex_wake_all(atomic_uint *addr)
 {
 	syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Waits while *WORD == OLD (OLD itself for DONE-style counters: the value
+ * last seen): spins, then sleeps on the futex, counted in *SLEEPERS so the
+ * changer knows to wake it (pairs with wake_sleepers). So a peer preempted on
+ * an oversubscribed machine does not cost the waiter's time slice. */
+static void wait_change(atomic_uint *word, unsigned old, atomic_uint *sleepers)
+{
+	for (unsigned i = 0; atomic_load_explicit(word, memory_order_acquire) == old; i++) {
+		if (i < SPIN_PAUSES) {
+			cpu_relax();
+			continue;
+		}
+		atomic_fetch_add(sleepers, 1);
+		if (atomic_load(word) == old)
+			futex_wait(word, old);
+		atomic_fetch_sub(sleepers, 1);
+	}
+}
+
+/* After changing *WORD (seq_cst): wakes its sleepers, if any. */
+static void wake_sleepers(atomic_uint *word, atomic_uint *sleepers)
+{
+	if (atomic_load(sleepers))
+		futex_wake_all(word);
 }
 
 /* Waits until gen differs from SEEN and returns the new value. */
@@ -122,7 +142,8 @@ static void *worker(void *v)
 		if (atomic_load_explicit(&p->stop, memory_order_relaxed))
 			return NULL;
 		p->fn(p->arg, wa.ith, p->n);
-		atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+		atomic_fetch_add(&p->done, 1);
+		wake_sleepers(&p->done, &p->done_sleepers);
 	}
 }
 
@@ -186,9 +207,12 @@ void cpu_pool_run(struct cpu_pool *p, int all, cpu_pool_fn *fn, void *arg)
 	if (atomic_load(&p->n_sleep))
 		futex_wake_all(&p->gen);
 	fn(arg, 0, p->n);
-	for (unsigned i = 0;
-	     atomic_load_explicit(&p->done, memory_order_acquire) != (unsigned)(p->n - 1); i++)
-		wait_step(i);
+	for (;;) {
+		unsigned d = atomic_load_explicit(&p->done, memory_order_acquire);
+		if (d == (unsigned)(p->n - 1))
+			break;
+		wait_change(&p->done, d, &p->done_sleepers);
+	}
 }
 
 void cpu_pool_barrier(struct cpu_pool *p, int nth)
@@ -198,9 +222,9 @@ void cpu_pool_barrier(struct cpu_pool *p, int nth)
 	unsigned sense = atomic_load_explicit(&p->bar_sense, memory_order_relaxed);
 	if (atomic_fetch_add_explicit(&p->bar_count, 1, memory_order_acq_rel) == (unsigned)nth - 1) {
 		atomic_store_explicit(&p->bar_count, 0, memory_order_relaxed);
-		atomic_store_explicit(&p->bar_sense, sense + 1, memory_order_release);
+		atomic_store(&p->bar_sense, sense + 1);
+		wake_sleepers(&p->bar_sense, &p->bar_sleepers);
 		return;
 	}
-	for (unsigned i = 0; atomic_load_explicit(&p->bar_sense, memory_order_acquire) == sense; i++)
-		wait_step(i);
+	wait_change(&p->bar_sense, sense, &p->bar_sleepers);
 }
