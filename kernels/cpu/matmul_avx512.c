@@ -15,6 +15,8 @@
 #define INLINE static inline __attribute__((always_inline))
 #define NR_MAX 4
 #define MR_MAX 4
+/* float weights: 6 activation rows x 4 weight rows = 24 accumulators */
+#define FMR_MAX 6
 /* bytes ahead of the weight stream to prefetch; hardware prefetchers alone
  * leave M = 1 latency-bound on several interleaved rows */
 #define PREFETCH 1024
@@ -143,7 +145,7 @@ INLINE __m512 fw_load(enum gi_type t, const uint8_t *row, size_t off, size_t n)
 INLINE void float_tile(enum gi_type t, const uint8_t *w, size_t wrow, size_t k, const uint8_t *x,
 		       size_t xs, int mr, int nr, float *y, size_t ldy)
 {
-	__m512 acc[MR_MAX][NR_MAX];
+	__m512 acc[FMR_MAX][NR_MAX];
 
 	#pragma GCC unroll 8
 
@@ -182,9 +184,9 @@ INLINE void float_tile(enum gi_type t, const uint8_t *w, size_t wrow, size_t k, 
 #define CALL_BF16(MR, NR) float_tile(GI_TYPE_BF16, wj, wrow, k, xi, xs, MR, NR, yi, ldy)
 MM_TILE_DRIVER(mm_q4_0, GI_TYPE_Q4_0, NR_MAX, MR_MAX, CALL_Q4)
 MM_TILE_DRIVER(mm_q8_0, GI_TYPE_Q8_0, NR_MAX, MR_MAX, CALL_Q8)
-MM_TILE_DRIVER(mm_f32, GI_TYPE_F32, NR_MAX, MR_MAX, CALL_F32)
-MM_TILE_DRIVER(mm_f16, GI_TYPE_F16, NR_MAX, MR_MAX, CALL_F16)
-MM_TILE_DRIVER(mm_bf16, GI_TYPE_BF16, NR_MAX, MR_MAX, CALL_BF16)
+MM_TILE_DRIVER(mm_f32, GI_TYPE_F32, NR_MAX, FMR_MAX, CALL_F32)
+MM_TILE_DRIVER(mm_f16, GI_TYPE_F16, NR_MAX, FMR_MAX, CALL_F16)
+MM_TILE_DRIVER(mm_bf16, GI_TYPE_BF16, NR_MAX, FMR_MAX, CALL_BF16)
 
 const struct cpu_kernels cpu_kernels_avx512 = {
 	.name = "avx512",

@@ -1,15 +1,20 @@
 /* The loop every SIMD matmul kernel shares: rows [J0, J1) x [0, M) cut
  * into NRM x MRM tiles, edge tiles with constant sizes so each instance
  * of the always-inline tile function keeps its accumulators in registers.
- * CALL(MR, NR) computes the tile at weight row pointer wj (row bytes wrow),
+ * MRM is at most 8. CALL(MR, NR) computes the tile at weight row pointer wj (row bytes wrow),
  * activation row pointer xi (stride xs) into yi (stride ldy). */
 #pragma once
 
+#define MM_TILE_MR(K, MRM) ((K) < (MRM) ? (K) : (MRM))
 #define MM_TILE_CASES(CALL, NR, MRM)                         \
 	switch (left >= (MRM) ? (MRM) : left) {              \
 	case 1: CALL(1, NR); break;                          \
-	case 2: CALL(2 < (MRM) ? 2 : (MRM), NR); break;      \
-	case 3: CALL(3 < (MRM) ? 3 : (MRM), NR); break;      \
+	case 2: CALL(MM_TILE_MR(2, MRM), NR); break;         \
+	case 3: CALL(MM_TILE_MR(3, MRM), NR); break;         \
+	case 4: CALL(MM_TILE_MR(4, MRM), NR); break;         \
+	case 5: CALL(MM_TILE_MR(5, MRM), NR); break;         \
+	case 6: CALL(MM_TILE_MR(6, MRM), NR); break;         \
+	case 7: CALL(MM_TILE_MR(7, MRM), NR); break;         \
 	default: CALL(MRM, NR); break;                       \
 	}
 
