@@ -29,12 +29,13 @@
 #define SHUTDOWN_SLACK_MS 3000
 #define CONN_SLACK 64     /* connections beyond max_sessions still in handshake */
 
-enum op_kind { OP_ACCEPT = 1, OP_SIGNAL, OP_ENGINE, OP_TIMER, OP_CONN, OP_IGNORE };
+enum op_kind { OP_ACCEPT = 1, OP_SIGNAL, OP_ENGINE, OP_TIMER, OP_CONN, OP_PIDFD, OP_IGNORE };
 
 enum conn_state { CONN_FREE = 0, CONN_HANDSHAKE, CONN_ACTIVE };
 
 struct conn {
 	int fd;
+	int pidfd;                /* the peer's pidfd (owned by its session), or -1 */
 	enum conn_state state;
 	uint32_t gen;
 	uint64_t session_id;
@@ -89,6 +90,16 @@ static int arm_poll(struct io *io, int fd, uint64_t ud, unsigned mask)
 	return 0;
 }
 
+static int arm_poll_once(struct io *io, int fd, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = get_sqe(io);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_add(sqe, fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, ud);
+	return 0;
+}
+
 static int arm_accept(struct io *io)
 {
 	struct io_uring_sqe *sqe = get_sqe(io);
@@ -130,6 +141,9 @@ static void conn_close(struct io *io, uint32_t slot, bool violation)
 	if (c->state == CONN_FREE)
 		return;
 	cancel_op(io, conn_ud(io, slot));
+	if (c->pidfd >= 0)
+		cancel_op(io, ud_make(OP_PIDFD, c->gen, slot));
+	c->pidfd = -1;
 	close(c->fd);
 	if (c->state == CONN_ACTIVE) {
 		engine_drop_session(io->o->eng, c->session_id, violation);
@@ -246,6 +260,7 @@ static void serve_hello(struct io *io, uint32_t slot, size_t len, uint32_t seq)
 	log_debug("session %llu: pid %d uid %u tenant %s client '%s'", (unsigned long long)s->id,
 		  (int)s->peer.pid, (unsigned)s->peer.uid, s->tenant, s->client_name);
 	uint64_t id = s->id;
+	int pidfd = s->peer.pidfd;
 	r = engine_add_session(io->o->eng, s);
 	if (r < 0) {
 		session_free(s);
@@ -255,6 +270,10 @@ static void serve_hello(struct io *io, uint32_t slot, size_t len, uint32_t seq)
 	c->state = CONN_ACTIVE;
 	c->session_id = id;
 	io->n_active++;
+	/* The peer's death, even while a child it forked keeps the socket
+	 * open (IPC.md failure matrix): its pidfd turns readable. */
+	if (pidfd >= 0 && arm_poll_once(io, pidfd, ud_make(OP_PIDFD, c->gen, slot)) == 0)
+		c->pidfd = pidfd;
 }
 
 /* One datagram from a connection. */
@@ -354,6 +373,7 @@ static void on_accept(struct io *io, int fd)
 	}
 	struct conn *c = &io->conns[slot];
 	c->fd = fd;
+	c->pidfd = -1;
 	c->state = CONN_HANDSHAKE;
 	c->session_id = 0;
 	c->opened_ms = gid_now_ms();
@@ -515,6 +535,16 @@ static void on_cqe(struct io *io, const struct io_uring_cqe *cqe)
 			arm_poll(io, io->conns[slot].fd, ud, POLLIN | POLLRDHUP);
 		break;
 	}
+	case OP_PIDFD: {
+		uint32_t slot = (uint32_t)ud;
+		if (slot >= io->n_conns || cqe->res < 0 || io->conns[slot].state != CONN_ACTIVE ||
+		    ud != ud_make(OP_PIDFD, io->conns[slot].gen, slot))
+			break;
+		log_info("session %llu: peer process exited", (unsigned long long)io->conns[slot].session_id);
+		io->conns[slot].pidfd = -1;
+		conn_close(io, slot, false);
+		break;
+	}
 	default:
 		break;
 	}
@@ -548,7 +578,7 @@ static int io_setup(struct io *io, const struct io_opts *o, char *err, size_t er
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < io->n_conns; i++)
-		io->conns[i].fd = -1;
+		io->conns[i].fd = io->conns[i].pidfd = -1;
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

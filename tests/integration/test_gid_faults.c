@@ -118,6 +118,49 @@ START_TEST(client_killed_mid_stream)
 }
 END_TEST
 
+/* The client forked a child that keeps the control socket open, then
+ * died: the daemon still notices (pidfd) and frees its blocks. */
+START_TEST(client_killed_fork_holds_socket)
+{
+	start(NULL);
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		struct gidt_conn c;
+		if (gidt_connect(&c, dmn.sock) < 0)
+			_exit(2);
+		if (fork() == 0) {
+			/* inherits the socket; outlives its parent */
+			sleep(10);
+			_exit(0);
+		}
+		struct gidt_params q = { .prompt = golden[3].prompt, .max_tokens = 1500 };
+		if (gidt_submit(&c, 0, &q) < 0)
+			_exit(3);
+		struct gi_cqe ev;
+		while (gi_cli_reap(&c.cli, &ev, 1) == 0)
+			usleep(100);
+		if (write(p[1], "x", 1) != 1)
+			_exit(4);
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	char x;
+	ck_assert_int_eq(read(p[0], &x, 1), 1);
+	close(p[0]);
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "requests_running", 1, 2000), 1);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "kv_blocks_used", 0, 5000), 0);
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "sessions", 0, 5000), 0);
+	ck_assert(gidt_log_has(&dmn, "peer process exited"));
+	stop();
+}
+END_TEST
+
 START_TEST(sigterm_mid_stream)
 {
 	start((const char *const[]){ "--shutdown-grace-ms", "300", NULL });
@@ -278,6 +321,7 @@ Suite *t_suite(void)
 	TCase *tc = tcase_create("faults");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, client_killed_mid_stream);
+	tcase_add_test(tc, client_killed_fork_holds_socket);
 	tcase_add_test(tc, sigterm_mid_stream);
 	tcase_add_test(tc, daemon_killed);
 	tcase_add_test(tc, hostile_clients);
