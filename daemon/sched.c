@@ -175,15 +175,6 @@ static void heap_remove(struct sched *s, struct sreq *r)
 
 /* ---- create / free ---------------------------------------------------------- */
 
-static void tenant_slot_init(struct stenant *t, const struct tenant_policy *p)
-{
-	memset(t, 0, sizeof(*t));
-	t->pol = *p;
-	t->used = t->live = true;
-	for (int c = 0; c < TENANT_N_PRIO; c++)
-		t->qhead[c] = t->qtail[c] = t->phead[c] = t->ptail[c] = NIL;
-}
-
 int sched_create(struct model *m, struct kv_cache *kv, const struct sched_opts *o,
 		 struct sched **ret, char *err, size_t errlen)
 {
@@ -248,7 +239,8 @@ int sched_create(struct model *m, struct kv_cache *kv, const struct sched_opts *
 		tt = &def;
 	}
 	for (uint32_t i = 0; i < tt->n && i < TENANT_MAX; i++)
-		tenant_slot_init(&s->ten[i], &tt->t[i]);
+		sched_tenant_init(&s->ten[i], &tt->t[i]);
+	s->n_tslots = tt->n ? tt->n : 1;
 	*ret = s;
 	return 0;
 }
@@ -287,14 +279,6 @@ void sched_free(struct sched *s)
 }
 
 /* ---- submit ------------------------------------------------------------------ */
-
-static int find_live_tenant(const struct sched *s, const char *name)
-{
-	for (uint32_t i = 0; i < N_TSLOTS; i++)
-		if (s->ten[i].used && s->ten[i].live && !strcmp(s->ten[i].pol.name, name))
-			return (int)i;
-	return -ENOENT;
-}
 
 static uint32_t blocks_for(uint32_t tokens)
 {
@@ -346,7 +330,7 @@ int sched_submit(struct sched *s, const struct sched_req_params *p, const char *
 	int ret = check_params(s, p, err, errlen);
 	if (ret)
 		return ret;
-	int ti = find_live_tenant(s, tenant ? tenant : "");
+	int ti = sched_find_tenant(s, tenant ? tenant : "");
 	if (ti < 0) {
 		snprintf(err, errlen, "tenant '%s': not in the tenant table", tenant ? tenant : "");
 		return -ENOENT;
@@ -549,86 +533,4 @@ uint64_t sched_next_wakeup_us(const struct sched *s)
 	if (s->shutting && s->n_inflight && (!w || s->shutdown_at < w))
 		w = s->shutdown_at;
 	return w;
-}
-
-/* ---- tenants -------------------------------------------------------------------- */
-
-int sched_set_tenants(struct sched *s, const struct tenant_table *tt)
-{
-	if (!tt || tt->n > TENANT_MAX)
-		return -EINVAL;
-	pthread_mutex_lock(&s->tlock);
-	s->tnext = *tt;
-	s->tpending = true;
-	pthread_mutex_unlock(&s->tlock);
-	return 0;
-}
-
-void sched_apply_tenants(struct sched *s)
-{
-	/* Free slots of retired tenants whose last request has ended. */
-	for (uint32_t i = 0; i < N_TSLOTS; i++)
-		if (s->ten[i].used && !s->ten[i].live && !s->ten[i].n_wait && !s->ten[i].n_run)
-			s->ten[i].used = false;
-	pthread_mutex_lock(&s->tlock);
-	if (!s->tpending) {
-		pthread_mutex_unlock(&s->tlock);
-		return;
-	}
-	for (uint32_t i = 0; i < N_TSLOTS; i++)
-		if (s->ten[i].used)
-			s->ten[i].live = false;
-	for (uint32_t k = 0; k < s->tnext.n; k++) {
-		const struct tenant_policy *p = &s->tnext.t[k];
-		int found = -1, empty = -1;
-		for (uint32_t i = 0; i < N_TSLOTS; i++) {
-			if (s->ten[i].used && !strcmp(s->ten[i].pol.name, p->name))
-				found = (int)i;
-			else if (!s->ten[i].used && empty < 0)
-				empty = (int)i;
-		}
-		if (found >= 0) {
-			s->ten[found].pol = *p;
-			s->ten[found].live = true;
-		} else if (empty >= 0) {
-			tenant_slot_init(&s->ten[empty], p);
-		}
-	}
-	s->tpending = false;
-	pthread_mutex_unlock(&s->tlock);
-}
-
-/* ---- stats ---------------------------------------------------------------------- */
-
-void sched_get_stats(const struct sched *s, struct sched_stats *ret)
-{
-	struct kvm_stats ks;
-	kvm_get_stats(s->kvm, &ks);
-	memset(ret, 0, sizeof(*ret));
-	ret->requests_running = s->n_run;
-	ret->requests_waiting = s->n_waiting;
-	ret->tokens_prefilled = s->prefilled;
-	ret->tokens_generated = s->generated;
-	ret->kv_blocks_total = ks.total;
-	ret->kv_blocks_used = ks.used;
-	ret->kv_blocks_cached = ks.cached;
-	ret->prefix_hit_tokens = s->prefix_hits;
-	ret->preemptions = s->preemptions;
-	ret->steps = s->steps;
-	ret->ctx = s->ctx;
-	for (uint32_t i = 0; i < N_TSLOTS; i++) {
-		const struct stenant *t = &s->ten[i];
-		if (!t->used)
-			continue;
-		struct sched_tenant_stats *o = &ret->tenants[ret->n_tenants++];
-		memcpy(o->name, t->pol.name, sizeof(o->name));
-		o->live = t->live;
-		o->running = t->n_run;
-		o->waiting = t->n_wait;
-		o->kv_blocks = t->kv_blocks;
-		o->tokens_prefilled = t->prefilled;
-		o->tokens_generated = t->generated;
-		o->requests_done = t->done;
-		o->preemptions = t->preempt;
-	}
 }

@@ -74,6 +74,7 @@ struct sched {
 	uint32_t n_cancel;
 
 	struct stenant ten[N_TSLOTS];
+	uint32_t n_tslots;                /* 1 + highest used slot: loops stop there */
 	uint32_t rr[TENANT_N_PRIO];
 
 	struct step_seq *batch;
@@ -92,10 +93,12 @@ struct sched {
 	uint64_t prefilled, generated, prefix_hits, preemptions;
 };
 
-/* sched.c */
+/* sched.c, sched_tenant.c */
 void sched_finish(struct sched *s, struct sreq *r, enum sched_finish why);
 void sched_fail(struct sched *s, struct sreq *r, int err, const char *msg);
 void sched_apply_tenants(struct sched *s);
+void sched_tenant_init(struct stenant *t, const struct tenant_policy *p);
+int sched_find_tenant(const struct sched *s, const char *name);
 void sched_reap(struct sched *s);
 void sched_q_push(struct sched *s, struct sreq *r, bool front);
 void sched_q_unlink(struct sched *s, struct sreq *r);

@@ -92,7 +92,7 @@ static struct sreq *worst_running(struct sched *s, uint32_t only)
 static uint64_t active_weight(const struct sched *s)
 {
 	uint64_t w = 0;
-	for (uint32_t i = 0; i < N_TSLOTS; i++)
+	for (uint32_t i = 0; i < s->n_tslots; i++)
 		if (s->ten[i].used && (s->ten[i].n_run || s->ten[i].n_wait))
 			w += s->ten[i].pol.weight;
 	return w;
@@ -271,24 +271,24 @@ static bool has_work(const struct stenant *t, int cls)
  * starting tenant rotates every step. */
 static void share_prefill(struct sched *s, int cls)
 {
+	uint32_t n = s->n_tslots, start = s->rr[cls] % n;
 	uint64_t w_sum = 0;
-	for (uint32_t i = 0; i < N_TSLOTS; i++)
+	for (uint32_t i = 0; i < n; i++)
 		if (has_work(&s->ten[i], cls))
 			w_sum += s->ten[i].pol.weight;
 	if (!w_sum)
 		return;
 	uint32_t budget0 = s->max_batch - s->batch_tokens;
-	for (uint32_t i = 0; i < N_TSLOTS; i++) {
+	for (uint32_t i = 0; i < n; i++) {
 		uint64_t q = (uint64_t)budget0 * s->ten[i].pol.weight / w_sum;
 		s->ten[i].deficit = q ? (int64_t)q : 1;
 	}
-	uint32_t start = s->rr[cls];
 	/* Each round must grow the batch (preemptions may also shrink it), so
 	 * this ends within max_batch rounds. */
 	for (int round = 0; s->batch_tokens < s->max_batch; round++) {
 		uint32_t before = s->batch_tokens;
-		for (uint32_t k = 0; k < N_TSLOTS && s->batch_tokens < s->max_batch; k++) {
-			uint32_t ti = (start + k) % N_TSLOTS;
+		for (uint32_t k = 0; k < n && s->batch_tokens < s->max_batch; k++) {
+			uint32_t ti = (start + k) % n;
 			struct stenant *t = &s->ten[ti];
 			if (!has_work(t, cls))
 				continue;
@@ -301,7 +301,7 @@ static void share_prefill(struct sched *s, int cls)
 		if (s->batch_tokens <= before)
 			break;
 	}
-	s->rr[cls] = (start + 1) % N_TSLOTS;
+	s->rr[cls] = (start + 1) % n;
 }
 
 /* Every running sequence with one token pending (a decode) gets it, unless
