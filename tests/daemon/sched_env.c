@@ -131,3 +131,27 @@ uint64_t t_sched_run(struct t_sched_env *e, uint64_t max)
 	}
 	return n;
 }
+
+void t_sched_check_golden(const struct t_sched_env *e, uint32_t idx, const struct t_golden_case *g)
+{
+	const struct t_sched_rec *r = &e->rec[idx];
+	ck_assert_msg(r->done && !r->failed, "request %u not done (failed %d, err %d)", idx, r->failed, r->err);
+	ck_assert_int_eq(r->d.reason, SCHED_FINISH_LENGTH);
+	ck_assert_uint_eq(r->n_ids, g->n_output);
+	ck_assert_uint_eq(r->d.n_generated, g->n_output);
+	for (uint32_t i = 0; i < g->n_output; i++)
+		ck_assert_msg(r->ids[i] == g->output_ids[i], "prompt \"%.30s\" token %u: %d, want %d",
+			      g->prompt, i, r->ids[i], g->output_ids[i]);
+}
+
+void t_sched_check_baseline(struct t_sched_env *e)
+{
+	struct sched_stats st;
+	sched_get_stats(e->s, &st);
+	ck_assert_uint_eq(st.requests_running, 0);
+	ck_assert_uint_eq(st.requests_waiting, 0);
+	ck_assert_uint_eq(st.kv_blocks_used, 0);
+	ck_assert(sched_idle(e->s));
+	for (uint32_t i = 0; i < st.n_tenants; i++)
+		ck_assert_uint_eq(st.tenants[i].kv_blocks, 0);
+}

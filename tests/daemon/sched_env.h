@@ -53,3 +53,8 @@ uint64_t t_sched_submit(struct t_sched_env *e, const struct sched_req_params *p,
 uint64_t t_sched_run(struct t_sched_env *e, uint64_t max);
 /* One step (counted in e->steps). */
 int t_sched_step(struct t_sched_env *e);
+
+/* Request IDX ended with "length" and exactly G's golden output ids. */
+void t_sched_check_golden(const struct t_sched_env *e, uint32_t idx, const struct t_golden_case *g);
+/* Nothing in flight, no KV block in use, idle. */
+void t_sched_check_baseline(struct t_sched_env *e);

@@ -1,6 +1,6 @@
 /* Scheduler on the real stories260K engine: golden outputs under batching,
  * prefix caching, preemption, cancellation, fairness bound, deadlines, stop
- * strings, back-pressure, errors, tenant reload, scale. */
+ * strings, back-pressure, errors, tenant reload. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,30 +11,6 @@
 #include "tests/daemon/sched_env.h"
 #include "tests/t_util.h"
 
-static void check_golden(const struct t_sched_env *e, uint32_t idx, const struct t_golden_case *g)
-{
-	const struct t_sched_rec *r = &e->rec[idx];
-	ck_assert_msg(r->done && !r->failed, "request %u not done (failed %d, err %d)", idx, r->failed, r->err);
-	ck_assert_int_eq(r->d.reason, SCHED_FINISH_LENGTH);
-	ck_assert_uint_eq(r->n_ids, g->n_output);
-	ck_assert_uint_eq(r->d.n_generated, g->n_output);
-	for (uint32_t i = 0; i < g->n_output; i++)
-		ck_assert_msg(r->ids[i] == g->output_ids[i], "prompt \"%.30s\" token %u: %d, want %d",
-			      g->prompt, i, r->ids[i], g->output_ids[i]);
-}
-
-static void check_baseline(struct t_sched_env *e)
-{
-	struct sched_stats st;
-	sched_get_stats(e->s, &st);
-	ck_assert_uint_eq(st.requests_running, 0);
-	ck_assert_uint_eq(st.requests_waiting, 0);
-	ck_assert_uint_eq(st.kv_blocks_used, 0);
-	ck_assert(sched_idle(e->s));
-	for (uint32_t i = 0; i < st.n_tenants; i++)
-		ck_assert_uint_eq(st.tenants[i].kv_blocks, 0);
-}
-
 START_TEST(golden_together)
 {
 	struct t_sched_env *e = t_sched_env_new(256, NULL);
@@ -44,7 +20,7 @@ START_TEST(golden_together)
 	}
 	t_sched_run(e, 1000);
 	for (int i = 0; i < e->n_golden; i++)
-		check_golden(e, (uint32_t)i, &e->golden[i]);
+		t_sched_check_golden(e, (uint32_t)i, &e->golden[i]);
 	/* The streamed text of the first case is the golden text. */
 	e->rec[0].text[e->rec[0].n_text] = 0;
 	ck_assert_str_eq(e->rec[0].text, ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw");
@@ -52,7 +28,7 @@ START_TEST(golden_together)
 	sched_get_stats(e->s, &st);
 	ck_assert_uint_eq(st.tokens_generated, 4 * 32);
 	ck_assert_uint_eq(st.preemptions, 0);
-	check_baseline(e);
+	t_sched_check_baseline(e);
 	t_sched_env_free(e);
 }
 END_TEST
@@ -70,7 +46,7 @@ START_TEST(prefix_cache)
 	struct sched_req_params pa = t_sched_params(g->prompt_ids, g->n_prompt, 32);
 	t_sched_submit(e, &pa, NULL, 1, 0);
 	t_sched_run(e, 1000);
-	check_golden(e, 0, g);
+	t_sched_check_golden(e, 0, g);
 	struct sched_stats st0;
 	sched_get_stats(e->s, &st0);
 	ck_assert_uint_eq(st0.prefix_hit_tokens, 0);
@@ -85,7 +61,7 @@ START_TEST(prefix_cache)
 	ck_assert_uint_eq(st1.prefix_hit_tokens, 192);
 	ck_assert_uint_eq(e->rec[1].d.n_cached, 192);
 	ck_assert_uint_eq(st1.tokens_prefilled - st0.tokens_prefilled, 220 - 192);
-	check_baseline(e);
+	t_sched_check_baseline(e);
 
 	/* The same request without a cache gives the same tokens. */
 	struct t_sched_env *f = t_sched_env_new(256, NULL);
@@ -122,9 +98,9 @@ START_TEST(preempt_tiny_pool)
 	ck_assert_uint_gt(st.preemptions, 0);
 	fprintf(stderr, "preempt_tiny_pool: %llu preemptions\n", (unsigned long long)st.preemptions);
 	for (int i = 0; i < e->n_golden; i++)
-		check_golden(e, (uint32_t)i, &e->golden[i]);
+		t_sched_check_golden(e, (uint32_t)i, &e->golden[i]);
 	ck_assert(e->rec[5].done && !e->rec[5].failed);
-	check_baseline(e);
+	t_sched_check_baseline(e);
 
 	struct t_sched_env *f = t_sched_env_new(256, NULL);
 	t_sched_submit(f, &ps, NULL, 5, 5);
@@ -154,7 +130,7 @@ START_TEST(decode_not_starved)
 		t_sched_submit(e, &pb, NULL, 2, 1 + i);
 	}
 	t_sched_run(e, 1000);
-	check_golden(e, 0, &e->golden[0]);
+	t_sched_check_golden(e, 0, &e->golden[0]);
 	for (uint32_t i = 1; i < 32; i++)
 		ck_assert_msg(e->rec[0].token_step[i] == e->rec[0].token_step[i - 1] + 1,
 			      "decode skipped a step at token %u", i);
@@ -163,7 +139,7 @@ START_TEST(decode_not_starved)
 	/* The prompts were still being prefilled while the decode ran. */
 	ck_assert_uint_lt(e->rec[1].first_token_step, e->rec[0].done_step);
 	ck_assert_uint_gt(e->rec[4].first_token_step, e->rec[0].token_step[2]);
-	check_baseline(e);
+	t_sched_check_baseline(e);
 	t_sched_env_free(e);
 }
 END_TEST
@@ -193,7 +169,7 @@ START_TEST(cancel_frees)
 	ck_assert(!sched_idle(e->s));
 	t_sched_step(e);
 	ck_assert(e->rec[1].done);
-	check_baseline(e);
+	t_sched_check_baseline(e);
 	t_sched_env_free(e);
 }
 END_TEST
@@ -254,7 +230,7 @@ static void fairness(uint32_t weight_b, uint32_t a_len, uint32_t a_gen, int warm
 	ck_assert_uint_gt(st.tenants[1].tokens_generated, 0);
 	ck_assert_uint_eq(sched_cancel_session(e->s, 1), 100 - (uint32_t)st.tenants[1].requests_done);
 	t_sched_run(e, 100);
-	check_baseline(e);
+	t_sched_check_baseline(e);
 	t_sched_env_free(e);
 }
 
@@ -303,19 +279,19 @@ START_TEST(priority_classes)
 	ck_assert_uint_eq(e->rec[10].first_token_step, at + 1);
 	while (!e->rec[10].done)
 		t_sched_step(e);
-	check_golden(e, 10, &e->golden[0]);
+	t_sched_check_golden(e, 10, &e->golden[0]);
 	ck_assert_uint_eq(e->rec[11].n_ids, 0);
 	struct sched_stats st;
 	sched_get_stats(e->s, &st);
 	ck_assert_uint_eq(st.tenants[1].preemptions, 1);
 	t_sched_run(e, 5000);
-	check_golden(e, 11, &e->golden[0]);
+	t_sched_check_golden(e, 11, &e->golden[0]);
 	for (int i = 0; i < 6; i++)
 		ck_assert(e->rec[i].done && e->rec[i].n_ids == 100);
 	/* The lowered one waited for the interactive one, then shared fairly with bulk. */
 	ck_assert_uint_gt(e->rec[11].first_token_step, e->rec[10].done_step);
 	ck_assert_uint_lt(e->rec[11].first_token_step, e->rec[5].first_token_step);
-	check_baseline(e);
+	t_sched_check_baseline(e);
 	t_sched_env_free(e);
 }
 END_TEST
@@ -338,7 +314,7 @@ START_TEST(shutdown_grace)
 	ck_assert_int_eq(e->rec[0].d.reason, SCHED_FINISH_SHUTDOWN);
 	ck_assert_uint_ge(dt, 50000);
 	ck_assert_uint_gt(e->rec[0].n_ids, 5);
-	check_baseline(e);
+	t_sched_check_baseline(e);
 	t_sched_env_free(e);
 }
 END_TEST
@@ -366,7 +342,7 @@ START_TEST(deadline)
 	ck_assert_int_eq(e->rec[1].d.reason, SCHED_FINISH_DEADLINE);
 	ck_assert_uint_gt(e->rec[1].n_ids, 0);
 	ck_assert_uint_lt(e->rec[1].n_ids, 200);
-	check_baseline(e);
+	t_sched_check_baseline(e);
 	t_sched_env_free(e);
 }
 END_TEST
@@ -406,7 +382,7 @@ START_TEST(stop_strings)
 		ck_assert_int_eq(r->ids[i], g->output_ids[i]);
 	if (stop_cases[_i].reason == SCHED_FINISH_STOP)
 		ck_assert_uint_lt(r->n_ids, 32);
-	check_baseline(e);
+	t_sched_check_baseline(e);
 	t_sched_env_free(e);
 }
 END_TEST
@@ -422,8 +398,8 @@ START_TEST(back_pressure)
 	for (int k = 0; k < 60; k++)
 		t_sched_step(e);
 	/* Session 4 finished while session 3 could not take a single event. */
-	check_golden(e, 1, &e->golden[1]);
-	check_golden(e, 2, &e->golden[2]);
+	t_sched_check_golden(e, 1, &e->golden[1]);
+	t_sched_check_golden(e, 2, &e->golden[2]);
 	ck_assert_uint_eq(e->rec[0].n_ids, 0);
 	ck_assert(!e->rec[0].done);
 	ck_assert_uint_eq(e->emits_while_blocked, 0);
@@ -431,8 +407,8 @@ START_TEST(back_pressure)
 	ck_assert_int_eq(sched_step(e->s), 0); /* nothing runnable: the engine may sleep */
 	e->blocked[3] = false;
 	t_sched_run(e, 1000);
-	check_golden(e, 0, &e->golden[0]);
-	check_baseline(e);
+	t_sched_check_golden(e, 0, &e->golden[0]);
+	t_sched_check_baseline(e);
 	t_sched_env_free(e);
 }
 END_TEST
@@ -496,7 +472,7 @@ START_TEST(submit_errors)
 	ck_assert(e->rec[4].failed);
 	ck_assert_int_eq(e->rec[4].err, -EDQUOT);
 	ck_assert_uint_eq(e->rec[4].n_ids, 64 + 1 - 40); /* positions 0..63 fed, one more sampled */
-	check_baseline(e);
+	t_sched_check_baseline(e);
 
 	/* Shutdown: new submits refused, running requests end after the grace. */
 	p = t_sched_params(e->golden[0].prompt_ids, 5, 0);
@@ -509,7 +485,7 @@ START_TEST(submit_errors)
 	t_sched_step(e);
 	ck_assert(e->rec[5].done && e->rec[6].done);
 	ck_assert_int_eq(e->rec[5].d.reason, SCHED_FINISH_SHUTDOWN);
-	check_baseline(e);
+	t_sched_check_baseline(e);
 	t_sched_env_free(e);
 }
 END_TEST
@@ -544,129 +520,6 @@ START_TEST(tenant_reload)
 }
 END_TEST
 
-START_TEST(scale_1024)
-{
-	struct sched_opts o = { .size = sizeof(o), .max_requests = 1024, .max_running = 64,
-				.max_batch_tokens = 512 };
-	struct t_sched_env *e = t_sched_env_new(1024, &o);
-	struct sched_req_params p = t_sched_params(e->golden[0].prompt_ids, 5, 3);
-	char err[256];
-	for (uint32_t i = 0; i < 1024; i++)
-		t_sched_submit(e, &p, NULL, i % 256, i);
-	ck_assert_int_eq(sched_submit(e->s, &p, "default", 1, 0, NULL, err, sizeof(err)), -EAGAIN);
-	uint64_t t0 = sched_now_us();
-	uint64_t steps = t_sched_run(e, 100000);
-	uint64_t dt = sched_now_us() - t0;
-	for (uint32_t i = 0; i < 1024; i++) {
-		ck_assert(e->rec[i].done && !e->rec[i].failed);
-		ck_assert_uint_eq(e->rec[i].n_ids, 3);
-		ck_assert_mem_eq(e->rec[i].ids, e->golden[0].output_ids, 3 * sizeof(int32_t));
-	}
-	fprintf(stderr, "scale_1024: 1024 requests over 256 sessions in %llu steps, %.1f ms\n",
-		(unsigned long long)steps, dt / 1000.0);
-	check_baseline(e);
-	t_sched_env_free(e);
-}
-END_TEST
-
-/* Random mix under a tiny pool: submissions, cancels, blocked sessions,
- * tenants of different weights and classes. Every request ends exactly once,
- * uncancelled ones with their reference (alone, greedy) tokens. */
-static uint32_t lcg(uint64_t *st)
-{
-	*st = *st * 6364136223846793005ULL + 1442695040888963407ULL;
-	return (uint32_t)(*st >> 33);
-}
-
-START_TEST(random_mix)
-{
-	enum { N_PROMPTS = 8, N_REQ = 80, GEN = 40 };
-	static int32_t prompts[N_PROMPTS][256];
-	static uint32_t plen[N_PROMPTS];
-	static int32_t ref[N_PROMPTS][GEN];
-	struct t_sched_env *f = t_sched_env_new(256, NULL);
-	const uint32_t cut[N_PROMPTS] = { 0, 0, 0, 0, 40, 100, 150, 231 };
-	for (int i = 0; i < N_PROMPTS; i++) {
-		const struct t_golden_case *g = &f->golden[i < 4 ? i : 3];
-		plen[i] = i < 4 ? g->n_prompt : cut[i];
-		memcpy(prompts[i], g->prompt_ids, plen[i] * sizeof(int32_t));
-		if (i == 7)
-			prompts[i][120] = 5; /* shares 7 blocks with the others */
-		struct sched_req_params p = t_sched_params(prompts[i], plen[i], GEN);
-		t_sched_submit(f, &p, NULL, 1, (uint32_t)i);
-	}
-	t_sched_run(f, 1000);
-	for (int i = 0; i < N_PROMPTS; i++) {
-		ck_assert_uint_eq(f->rec[i].n_ids, GEN);
-		memcpy(ref[i], f->rec[i].ids, sizeof(ref[i]));
-	}
-	t_sched_env_free(f);
-
-	struct tenant_table tt;
-	tenant_table_init_default(&tt);
-	const char *names[3] = { "default", "heavy", "bulk" };
-	for (int i = 1; i < 3; i++) {
-		tenant_policy_init(&tt.t[i], names[i]);
-		tt.t[i].match = TENANT_MATCH_UID;
-		tt.t[i].uid = (uint32_t)i;
-	}
-	tt.t[1].weight = 3;
-	tt.t[2].priority = TENANT_PRIO_BATCH;
-	tt.n = 3;
-	struct sched_opts o = { .size = sizeof(o), .max_batch_tokens = 48, .max_running = 6,
-				.tenants = &tt };
-	struct t_sched_env *e = t_sched_env_new(24, &o);
-	uint64_t rs = 0x1234 + (uint64_t)_i * 977;
-	uint64_t ids[N_REQ];
-	uint32_t which[N_REQ], gen[N_REQ], n_sub = 0;
-	bool cancelled[N_REQ] = { false };
-	while (n_sub < N_REQ || !sched_idle(e->s)) {
-		uint32_t roll = lcg(&rs) % 100;
-		if (n_sub < N_REQ && roll < 30) {
-			which[n_sub] = lcg(&rs) % N_PROMPTS;
-			gen[n_sub] = 1 + lcg(&rs) % GEN;
-			struct sched_req_params p = t_sched_params(prompts[which[n_sub]], plen[which[n_sub]], gen[n_sub]);
-			if (lcg(&rs) % 4 == 0)
-				p.priority = SCHED_PRIO_BATCH;
-			ids[n_sub] = t_sched_submit(e, &p, names[lcg(&rs) % 3], lcg(&rs) % 8, n_sub);
-			n_sub++;
-		} else if (roll < 33 && n_sub) {
-			uint32_t k = lcg(&rs) % n_sub;
-			if (sched_cancel(e->s, ids[k]) == 0)
-				cancelled[k] = true;
-		} else if (roll < 40) {
-			uint32_t sess = lcg(&rs) % 8;
-			e->blocked[sess] = !e->blocked[sess];
-		}
-		if (n_sub == N_REQ && roll < 5)
-			memset(e->blocked, 0, sizeof(e->blocked));
-		t_sched_step(e);
-		ck_assert_uint_lt(e->steps, 20000);
-	}
-	ck_assert_uint_eq(e->emits_while_blocked, 0);
-	for (uint32_t k = 0; k < N_REQ; k++) {
-		const struct t_sched_rec *r = &e->rec[k];
-		ck_assert_msg(r->done && !r->failed, "request %u: done %d failed %d", k, r->done, r->failed);
-		for (uint32_t i = 0; i < r->n_ids; i++)
-			ck_assert_msg(r->ids[i] == ref[which[k]][i], "request %u (prompt %u) token %u: %d, want %d",
-				      k, which[k], i, r->ids[i], ref[which[k]][i]);
-		if (r->d.reason != SCHED_FINISH_CANCEL) {
-			ck_assert_int_eq(r->d.reason, SCHED_FINISH_LENGTH);
-			ck_assert_uint_eq(r->n_ids, gen[k]);
-		} else {
-			ck_assert(cancelled[k]);
-		}
-	}
-	struct sched_stats st;
-	sched_get_stats(e->s, &st);
-	fprintf(stderr, "random_mix %d: %llu steps, %llu preemptions, %llu prefix-hit tokens\n", _i,
-		(unsigned long long)e->steps, (unsigned long long)st.preemptions,
-		(unsigned long long)st.prefix_hit_tokens);
-	check_baseline(e);
-	t_sched_env_free(e);
-}
-END_TEST
-
 Suite *t_suite(void)
 {
 	Suite *s = suite_create("sched");
@@ -685,8 +538,6 @@ Suite *t_suite(void)
 	tcase_add_test(tc, back_pressure);
 	tcase_add_test(tc, submit_errors);
 	tcase_add_test(tc, tenant_reload);
-	tcase_add_test(tc, scale_1024);
-	tcase_add_loop_test(tc, random_mix, 0, 4);
 	suite_add_tcase(s, tc);
 	return s;
 }
