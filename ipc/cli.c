@@ -94,7 +94,22 @@ int gi_cli_submit(struct gi_cli *c, const struct gi_sqe *sqes, uint32_t n)
 
 int gi_cli_reap(struct gi_cli *c, struct gi_cqe *out, uint32_t max)
 {
-	return gi_ring_pop(&c->cq, out, max);
+	int n = gi_ring_pop(&c->cq, out, max);
+	if (n <= 0)
+		return n;
+	/* Was the CQ full before this pop? (cached_tail is the tail the pop
+	 * validated.) Then the engine may be asleep with SQEs it could not
+	 * answer: after our cq.head store, the same fence-then-check as a
+	 * submit, pairing with the fence in the engine's arm and its cq.head
+	 * re-read (gi_srv_arm). */
+	if (c->cq.cached_tail - (c->cq.local_head - (uint32_t)n) == c->cq.mask + 1) {
+		int r = gi_db_submit_kick(c->region.daemon_flags, c->submit_efd);
+		if (r > 0)
+			c->n_kicks++;
+		if (r < 0)
+			return r;
+	}
+	return n;
 }
 
 int gi_cli_prepare_sleep(struct gi_cli *c)

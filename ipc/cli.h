@@ -44,7 +44,9 @@ int gi_cli_commit(struct gi_cli *c, uint32_t n);
  * -EAGAIN if the SQ is full, or a negative errno. */
 int gi_cli_submit(struct gi_cli *c, const struct gi_sqe *sqes, uint32_t n);
 
-/* Copies up to MAX available events to OUT. Returns the count or -EPROTO. */
+/* Copies up to MAX available events to OUT. Returns the count or -EPROTO.
+ * Reaping from a full CQ rings the engine if it sleeps (it may be holding
+ * SQEs it could not answer), so this can return a doorbell write's -errno. */
 int gi_cli_reap(struct gi_cli *c, struct gi_cqe *out, uint32_t max);
 
 /* Before sleeping on the completion doorbell (or gi_conn_fd): arms the

@@ -12,6 +12,10 @@
  *            cq.tail; sleep only if empty; gi_db_drain() after waking.
  *   engine:  publish cq.tail; gi_db_complete_kick() -> full fence, read
  *            cq_wait_seq, ring only if it changed since the last ring.
+ * CQ full (the engine cannot answer more SQEs): the engine's arm also
+ * re-reads cq.head after its fence and sleeps if the CQ is still full; the
+ * client, after reaping from a full CQ, does the submit kick (fence, check
+ * NEED_WAKEUP, ring). Same Dekker pair, with cq.head in place of sq.tail.
  * So a side that keeps busy-polling costs the other no syscall, and each
  * sleep costs at most one eventfd write.
  *

@@ -192,7 +192,16 @@ int gi_srv_arm(struct gi_srv *s)
 	if (avail < 0)
 		return gi_srv_fail(s, "sq.tail %u is more than %u ahead of sq.head %u or moved backwards",
 				   gi_load_relaxed(s->sq.tail), s->sq.mask + 1, s->sq.local_head);
-	return avail > 0;
+	if (avail == 0)
+		return 0;
+	/* SQEs wait, but each needs a free CQ slot. With the CQ full only the
+	 * client can unblock us, and it rings when it reaps from a full CQ
+	 * (gi_cli_reap): so sleep rather than spin. The cq.head re-read here is
+	 * after the fence, pairing with the client's fence after its head store. */
+	int space = gi_srv_cq_space(s);
+	if (space < 0)
+		return space;
+	return space > 0;
 }
 
 void gi_srv_disarm(struct gi_srv *s)

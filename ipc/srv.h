@@ -78,9 +78,11 @@ int gi_srv_post_error(struct gi_srv *s, uint64_t user_data, int code, const char
  * since the last ring. Returns 1 if rung, 0, or a negative errno. */
 int gi_srv_kick(struct gi_srv *s);
 
-/* Engine going idle: sets NEED_WAKEUP, full fence, re-checks sq.tail.
- * Returns 0 if the session's SQ is empty (safe to sleep), 1 if work arrived
- * (caller disarms and keeps running), -EPROTO. */
+/* Engine going idle: sets NEED_WAKEUP, full fence, re-checks sq.tail (and
+ * cq.head when the CQ looks full). Returns 0 if the session has nothing the
+ * reader can take — SQ empty, or SQEs waiting behind a full CQ, which the
+ * client's reap will ring about — so it is safe to sleep; 1 if work arrived
+ * (caller disarms and keeps running); -EPROTO. */
 int gi_srv_arm(struct gi_srv *s);
 void gi_srv_disarm(struct gi_srv *s);
 

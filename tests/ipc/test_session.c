@@ -350,6 +350,51 @@ START_TEST(test_cli_srv_roundtrip)
 }
 END_TEST
 
+/* SQEs stuck behind a full CQ: the engine may sleep (no spinning on work it
+ * cannot take), and the client's reap from the full CQ rings it. */
+START_TEST(test_cq_full_sleep)
+{
+	int fd;
+	struct gi_region d, c;
+	ck_assert_int_eq(gi_region_create(&params, &fd, &d), 0);
+	ck_assert_int_eq(gi_region_attach(fd, &d.layout, 42, &c), 0);
+	int sub = gi_db_create(), cmp = gi_db_create();
+	struct gi_srv srv;
+	struct gi_cli cli;
+	ck_assert_int_eq(gi_srv_init(&srv, &d, &limits, 0, sub, cmp), 0);
+	ck_assert_int_eq(gi_cli_init(&cli, &c, sub, cmp), 0);
+	struct gi_sqe nop[16];
+	for (int i = 0; i < 16; i++)
+		nop[i] = (struct gi_sqe){ .opcode = GI_OP_NOP, .user_data = (uint64_t)i };
+	for (int k = 0; k < 4; k++) { /* 64 answers fill the 64-entry CQ */
+		ck_assert_int_eq(gi_cli_submit(&cli, nop, 16), 16);
+		ck_assert_int_eq(gi_srv_poll(&srv, 16, NULL, NULL), 16);
+	}
+	ck_assert_int_eq(gi_cli_submit(&cli, nop, 3), 3);
+	ck_assert_int_eq(gi_srv_poll(&srv, 16, NULL, NULL), 0);
+	ck_assert_int_eq(gi_srv_arm(&srv), 0); /* nothing it can take: sleep */
+	uint64_t kicks = cli.n_kicks;
+	struct gi_cqe e[8];
+	ck_assert_int_eq(gi_cli_reap(&cli, e, 8), 8);
+	ck_assert_uint_eq(cli.n_kicks, kicks + 1);
+	ck_assert_int_eq(gi_db_drain(sub), 1);
+	ck_assert_int_eq(gi_srv_arm(&srv), 1); /* room again: work */
+	gi_srv_disarm(&srv);
+	ck_assert_int_eq(gi_srv_poll(&srv, 16, NULL, NULL), 3);
+	/* Reaping from a CQ that was not full does not ring. */
+	ck_assert_int_eq(gi_cli_reap(&cli, e, 8), 8);
+	ck_assert_uint_eq(cli.n_kicks, kicks + 1);
+	ck_assert_int_eq(srv.error, 0);
+	gi_cli_fini(&cli);
+	gi_srv_fini(&srv);
+	gi_region_release(&c);
+	gi_region_release(&d);
+	close(fd);
+	close(sub);
+	close(cmp);
+}
+END_TEST
+
 Suite *t_suite(void)
 {
 	Suite *s = suite_create("ipc_session");
@@ -361,6 +406,7 @@ Suite *t_suite(void)
 	tcase_add_test(tc, test_validate_sqe);
 	tcase_add_test(tc, test_validate_blobs);
 	tcase_add_test(tc, test_cli_srv_roundtrip);
+	tcase_add_test(tc, test_cq_full_sleep);
 	suite_add_tcase(s, tc);
 	return s;
 }
