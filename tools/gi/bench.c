@@ -21,6 +21,7 @@ enum {
 	OPT_SHARED_PREFIX,
 	OPT_NOP,
 	OPT_SPIN_US,
+	OPT_IGNORE_EOS,
 };
 
 enum sample_kind { S_TTFT, S_ITL, S_LAT, S_NOP, S_TOKENS, S_PROMPT, S_CACHED, S_ERROR, S_KINDS_ };
@@ -260,7 +261,7 @@ static void report(const struct bench_cfg *b, struct series *s, double wall_s)
 		return;
 	}
 	printf("gi bench: %u clients x %u requests, prompt %u words (shared prefix %u), "
-	       "%u tokens each; %zu errors\n",
+	       "up to %u tokens each; %zu errors\n",
 	       b->clients, b->requests, b->prompt_tokens, b->shared_prefix, b->a.opts.max_tokens,
 	       s[S_ERROR].n);
 	printf("  prompt tokens avg %.1f (from prefix cache %.1f)\n", avg_prompt, avg_cached);
@@ -282,7 +283,8 @@ static int usage(FILE *f)
 		   "                        --nop: round trips per client, default 20000)\n"
 		   "  --prompt-tokens P     prompt length in words (default 32)\n"
 		   "  --shared-prefix K     first K words the same in every prompt (default 0)\n"
-		   "  --max-tokens N        tokens generated per request (default 32, EOS ignored)\n"
+		   "  --max-tokens N        tokens generated per request at most (default 32)\n"
+		   "  --ignore-eos          always generate --max-tokens tokens\n"
 		   "  --nop                 measure NOP round trips through the rings\n"
 		   "  --spin-us N           client busy-poll before sleeping (-1 = never)\n"
 		   "  --json                one JSON object instead of the table\n"
@@ -300,6 +302,7 @@ static int parse(struct bench_cfg *b, int argc, char **argv)
 		{ "shared-prefix", required_argument, NULL, OPT_SHARED_PREFIX },
 		{ "nop", no_argument, NULL, OPT_NOP },
 		{ "spin-us", required_argument, NULL, OPT_SPIN_US },
+		{ "ignore-eos", no_argument, NULL, OPT_IGNORE_EOS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -328,6 +331,10 @@ static int parse(struct bench_cfg *b, int argc, char **argv)
 			break;
 		case OPT_NOP:
 			b->nop = true;
+			r = 0;
+			break;
+		case OPT_IGNORE_EOS:
+			b->a.opts.flags |= GI_GEN_IGNORE_EOS;
 			r = 0;
 			break;
 		case OPT_SPIN_US:
@@ -376,7 +383,6 @@ int cmd_bench(int argc, char **argv)
 
 	gen_args_init(&b.a);
 	b.a.opts.max_tokens = 32;
-	b.a.opts.flags = GI_GEN_IGNORE_EOS;
 	r = parse(&b, argc, argv);
 	if (r == -1)
 		return GI_EXIT_OK;
