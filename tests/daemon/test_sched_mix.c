@@ -34,8 +34,9 @@ START_TEST(scale_1024)
 END_TEST
 
 /* Random mix under a tiny pool: submissions, cancels, blocked sessions,
- * tenants of different weights and classes. Every request ends exactly once,
- * uncancelled ones with their reference (alone, greedy) tokens. */
+ * deadlines, tenants of different weights and classes, tenant reloads. Every
+ * request ends exactly once, with a prefix of its reference (alone, greedy)
+ * tokens, all of them unless cancelled or late. */
 static uint32_t lcg(uint64_t *st)
 {
 	*st = *st * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -83,7 +84,7 @@ START_TEST(random_mix)
 	uint64_t rs = 0x1234 + (uint64_t)_i * 977;
 	uint64_t ids[N_REQ];
 	uint32_t which[N_REQ], gen[N_REQ], n_sub = 0;
-	bool cancelled[N_REQ] = { false };
+	bool cancelled[N_REQ] = { false }, deadline[N_REQ] = { false };
 	while (n_sub < N_REQ || !sched_idle(e->s)) {
 		uint32_t roll = lcg(&rs) % 100;
 		if (n_sub < N_REQ && roll < 30) {
@@ -92,6 +93,9 @@ START_TEST(random_mix)
 			struct sched_req_params p = t_sched_params(prompts[which[n_sub]], plen[which[n_sub]], gen[n_sub]);
 			if (lcg(&rs) % 4 == 0)
 				p.priority = SCHED_PRIO_BATCH;
+			if (lcg(&rs) % 10 == 0)
+				p.deadline_us = sched_now_us() + lcg(&rs) % 20000;
+			deadline[n_sub] = p.deadline_us != 0;
 			ids[n_sub] = t_sched_submit(e, &p, names[lcg(&rs) % 3], lcg(&rs) % 8, n_sub);
 			n_sub++;
 		} else if (roll < 33 && n_sub) {
@@ -104,6 +108,12 @@ START_TEST(random_mix)
 		}
 		if (n_sub == N_REQ && roll < 5)
 			memset(e->blocked, 0, sizeof(e->blocked));
+		if (roll == 99) {
+			/* Reload: weights and classes change under running requests. */
+			tt.t[1].weight = 1 + lcg(&rs) % 5;
+			tt.t[2].priority = lcg(&rs) % 2 ? TENANT_PRIO_BATCH : TENANT_PRIO_INTERACTIVE;
+			ck_assert_int_eq(sched_set_tenants(e->s, &tt), 0);
+		}
 		t_sched_step(e);
 		ck_assert_uint_lt(e->steps, 20000);
 	}
@@ -114,7 +124,9 @@ START_TEST(random_mix)
 		for (uint32_t i = 0; i < r->n_ids; i++)
 			ck_assert_msg(r->ids[i] == ref[which[k]][i], "request %u (prompt %u) token %u: %d, want %d",
 				      k, which[k], i, r->ids[i], ref[which[k]][i]);
-		if (r->d.reason != SCHED_FINISH_CANCEL) {
+		if (r->d.reason == SCHED_FINISH_DEADLINE) {
+			ck_assert(deadline[k]);
+		} else if (r->d.reason != SCHED_FINISH_CANCEL) {
 			ck_assert_int_eq(r->d.reason, SCHED_FINISH_LENGTH);
 			ck_assert_uint_eq(r->n_ids, gen[k]);
 		} else {
