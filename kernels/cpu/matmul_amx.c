@@ -1,4 +1,5 @@
-/* AMX-INT8 matmuls for Q4_0 and Q8_0 weights when M >= 16 (prefill), and
+/* AMX-INT8 matmuls for Q4_0 and Q8_0 weights when M >= 8 (prefill and
+ * batched decode), and
  * the AMX kernel table (the K-quants live in matmul_k_amx.c).
  *
  * C[16 act rows x 16 weight rows] = A . B with TDPBSSD (s8 x s8 -> s32):
@@ -46,14 +47,15 @@ struct tilecfg {
 	uint8_t rows[16];
 };
 
-/* tmm0, tmm1: C of the pair's two blocks; tmm2: A; tmm3, tmm4: B. */
+/* tmm0, tmm1: C of the pair's two blocks; tmm2: A; tmm3, tmm4: B; for
+ * tiles of 8 activation rows tmm5, tmm7: C and tmm6: A. */
 static void tile_setup(void)
 {
 	struct tilecfg cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.palette = 1;
-	for (int t = 0; t < 5; t++) {
-		cfg.rows[t] = TILE;
+	for (int t = 0; t < 8; t++) {
+		cfg.rows[t] = t < 5 ? TILE : TILE / 2;
 		cfg.colsb[t] = 64;
 	}
 	_tile_loadconfig(&cfg);
@@ -95,13 +97,13 @@ static void pack_pair(const uint8_t *w, size_t wrow, size_t b, int two, int q4, 
 }
 
 /* acc[i] += C[i] * d_w * d_x[i] for the two blocks of the pair at PK. */
-static inline __attribute__((always_inline)) void tile_scale(__m512 *acc, const int32_t *c, const uint8_t *pk,
-							     const float *const *dx, size_t b)
+static inline __attribute__((always_inline)) void tile_scale(__m512 *acc, int rows, const int32_t *c,
+							     const uint8_t *pk, const float *const *dx, size_t b)
 {
 	const __m512 dw0 = _mm512_load_ps(pk + 2 * TILE_BYTES);
 	const __m512 dw1 = _mm512_load_ps(pk + 2 * TILE_BYTES + 64);
 #pragma GCC unroll 16
-	for (int i = 0; i < TILE; i++) {
+	for (int i = 0; i < rows; i++) {
 		const __m512 c0 = _mm512_cvtepi32_ps(_mm512_load_si512(c + TILE * i));
 		const __m512 c1 = _mm512_cvtepi32_ps(_mm512_load_si512(c + TILE * TILE + TILE * i));
 		acc[i] = _mm512_fmadd_ps(c0, _mm512_mul_ps(dw0, _mm512_set1_ps(dx[i][b])), acc[i]);
@@ -109,38 +111,61 @@ static inline __attribute__((always_inline)) void tile_scale(__m512 *acc, const 
 	}
 }
 
-/* 16 activation rows x 16 weight rows over the packed pairs [P0, P1).
- * The float scaling of pair p runs after the tile ops of pair p + 1 were
- * issued: reading a tile store back at once would stall on it. */
-static void tile_run(const uint8_t *x, size_t xs, size_t k, const uint8_t *packed, size_t p0, size_t p1,
-		     float *y, size_t ldy, int first)
+/* ROWS (16 or 8) activation rows x 16 weight rows over the packed pairs
+ * [P0, P1). The float scaling of pair p runs after the tile ops of pair
+ * p + 1 were issued: reading a tile store back at once would stall on it. */
+static inline __attribute__((always_inline)) void tile_run(int rows, const uint8_t *x, size_t xs, size_t k,
+							   const uint8_t *packed, size_t p0, size_t p1,
+							   float *y, size_t ldy, int first)
 {
 	int32_t cbuf[2][2 * TILE * TILE] __attribute__((aligned(64)));
 	const float *dx[TILE];
 	__m512 acc[TILE];
 
-	for (int i = 0; i < TILE; i++) {
+	for (int i = 0; i < rows; i++) {
 		dx[i] = act_d_of(x + (size_t)i * xs, k);
 		acc[i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + (size_t)i * ldy);
 	}
 	for (size_t p = p0; p < p1; p++) {
 		const uint8_t *pk = packed + (p - p0) * PAIR_BYTES;
 		int32_t *c = cbuf[(p - p0) & 1];
-		_tile_loadd(2, x + 64 * p, (long)xs);
 		_tile_loadd(3, pk, 64);
 		_tile_loadd(4, pk + TILE_BYTES, 64);
-		_tile_zero(0);
-		_tile_zero(1);
-		_tile_dpbssd(0, 2, 3);
-		_tile_dpbssd(1, 2, 4);
-		_tile_stored(0, c, 64);
-		_tile_stored(1, c + TILE * TILE, 64);
+		if (rows == TILE) {
+			_tile_loadd(2, x + 64 * p, (long)xs);
+			_tile_zero(0);
+			_tile_zero(1);
+			_tile_dpbssd(0, 2, 3);
+			_tile_dpbssd(1, 2, 4);
+			_tile_stored(0, c, 64);
+			_tile_stored(1, c + TILE * TILE, 64);
+		} else {
+			_tile_loadd(6, x + 64 * p, (long)xs);
+			_tile_zero(5);
+			_tile_zero(7);
+			_tile_dpbssd(5, 6, 3);
+			_tile_dpbssd(7, 6, 4);
+			_tile_stored(5, c, 64);
+			_tile_stored(7, c + TILE * TILE, 64);
+		}
 		if (p > p0)
-			tile_scale(acc, cbuf[(p - 1 - p0) & 1], pk - PAIR_BYTES, dx, 2 * (p - 1));
+			tile_scale(acc, rows, cbuf[(p - 1 - p0) & 1], pk - PAIR_BYTES, dx, 2 * (p - 1));
 	}
-	tile_scale(acc, cbuf[(p1 - 1 - p0) & 1], packed + (p1 - 1 - p0) * PAIR_BYTES, dx, 2 * (p1 - 1));
-	for (int i = 0; i < TILE; i++)
+	tile_scale(acc, rows, cbuf[(p1 - 1 - p0) & 1], packed + (p1 - 1 - p0) * PAIR_BYTES, dx, 2 * (p1 - 1));
+	for (int i = 0; i < rows; i++)
 		_mm512_storeu_ps(y + (size_t)i * ldy, acc[i]);
+}
+
+static void tile_run16(const uint8_t *x, size_t xs, size_t k, const uint8_t *packed, size_t p0, size_t p1,
+		       float *y, size_t ldy, int first)
+{
+	tile_run(TILE, x, xs, k, packed, p0, p1, y, ldy, first);
+}
+
+static void tile_run8(const uint8_t *x, size_t xs, size_t k, const uint8_t *packed, size_t p0, size_t p1,
+		      float *y, size_t ldy, int first)
+{
+	tile_run(TILE / 2, x, xs, k, packed, p0, p1, y, ldy, first);
 }
 
 static void mm_pair_amx(int q4, enum gi_type t, const void *w, size_t k, const void *xq, size_t xs,
@@ -148,10 +173,11 @@ static void mm_pair_amx(int q4, enum gi_type t, const void *w, size_t k, const v
 {
 	const cpu_mm_fn fallback = cpu_kernels_avx512.mm[t];
 	const size_t wrow = gi_type_row_bytes(t, k), nb = k / 32, np = act_pairs(k);
-	const size_t mt = m / TILE * TILE;
+	/* rows on AMX: 16-row tiles, then one 8-row tile if 8 or more are left */
+	const size_t m16 = m / TILE * TILE, mt = m - m16 >= TILE / 2 ? m16 + TILE / 2 : m16;
 	size_t j = j0;
 
-	if (m < TILE) {
+	if (m < TILE / 2) {
 		fallback(w, k, xq, xs, m, y, ldy, j0, j1);
 		return;
 	}
@@ -162,9 +188,12 @@ static void mm_pair_amx(int q4, enum gi_type t, const void *w, size_t k, const v
 			const size_t pe = np - pc < CHUNK_PAIRS ? np : pc + CHUNK_PAIRS;
 			for (size_t p = pc; p < pe; p++)
 				pack_pair(wj, wrow, 2 * p, 2 * p + 1 < nb, q4, pack_buf + (p - pc) * PAIR_BYTES);
-			for (size_t i = 0; i < mt; i += TILE)
-				tile_run((const uint8_t *)xq + i * xs, xs, k, pack_buf, pc, pe, y + i * ldy + j, ldy,
-					 pc == 0);
+			for (size_t i = 0; i < m16; i += TILE)
+				tile_run16((const uint8_t *)xq + i * xs, xs, k, pack_buf, pc, pe, y + i * ldy + j, ldy,
+					   pc == 0);
+			if (mt > m16)
+				tile_run8((const uint8_t *)xq + m16 * xs, xs, k, pack_buf, pc, pe, y + m16 * ldy + j,
+					  ldy, pc == 0);
 		}
 		if (mt < m)
 			fallback(w, k, (const uint8_t *)xq + mt * xs, xs, m - mt, y + mt * ldy, ldy, j, j + TILE);

@@ -53,9 +53,42 @@ static size_t act_block(enum gi_type t)
 
 /* Runs one shape for type T at the current level; fails on the first
  * output out of tolerance. */
-static void check_shape(enum gi_type t, struct shape s)
+/* Compares Y (M x N, row stride LDY) with the double reference from the
+ * dequantized weights WD and the float activations X. */
+static void check_out(enum gi_type t, struct shape s, const float *x, const float *wd, const float *y,
+		      size_t ldy, int split)
 {
 	const size_t m = s.m, n = s.n, k = s.k, ab = act_block(t);
+	for (size_t i = 0; i < m; i++) {
+		const float *xi = x + i * k;
+		for (size_t j = 0; j < n; j++) {
+			const float *wj = wd + j * k;
+			double ref = 0, mag = 0, qerr = 0;
+			for (size_t b = 0; b < k; b += ab) {
+				double amax = 0, wabs = 0;
+				for (size_t e = b; e < b + ab; e++) {
+					ref += (double)wj[e] * xi[e];
+					mag += fabs((double)wj[e] * xi[e]);
+					amax = fmax(amax, fabs(xi[e]));
+					wabs += fabs(wj[e]);
+				}
+				if (ab > 1)
+					qerr += wabs * amax / 254.0;
+			}
+			double tol = qerr * 1.02 + mag * 2e-5 + 1e-6;
+			double got = y[i * ldy + j];
+			if (!(fabs(got - ref) <= tol))
+				ck_abort_msg("%s %s m=%zu n=%zu k=%zu split=%d: y[%zu][%zu]=%.7g ref=%.7g tol=%.3g",
+					     cpu_simd_level(), gi_type_name(t), m, n, k, split, i, j, got, ref, tol);
+		}
+		for (size_t j = n; j < ldy; j++)
+			ck_assert_msg(isnan(y[i * ldy + j]), "%s wrote past column %zu", gi_type_name(t), n);
+	}
+}
+
+static void check_shape(enum gi_type t, struct shape s)
+{
+	const size_t m = s.m, n = s.n, k = s.k;
 	const size_t wrow = gi_type_row_bytes(t, k), xrow = cpu_act_row_bytes(t, k);
 	ck_assert_uint_gt(wrow, 0);
 	ck_assert_uint_gt(xrow, 0);
@@ -76,41 +109,23 @@ static void check_shape(enum gi_type t, struct shape s)
 		gi_dequantize_row(t, w + j * wrow, wd + j * k, k);
 	}
 
-	/* convert in two row ranges, multiply in three column ranges */
+	/* convert in two row ranges; multiply the whole range at once, then
+	 * in three ragged column ranges as an uneven thread split would */
 	cpu_act_convert(t, x, k, 0, m / 2, xq);
 	cpu_act_convert(t, x, k, m / 2, m, xq);
 	const size_t ldy = n + 3;
-	for (size_t i = 0; i < m * ldy; i++)
-		y[i] = NAN;
-	size_t c1 = n / 3, c2 = n - n / 4;
-	cpu_matmul_rows(t, w, k, xq, m, y, ldy, 0, c1);
-	cpu_matmul_rows(t, w, k, xq, m, y, ldy, c1, c2);
-	cpu_matmul_rows(t, w, k, xq, m, y, ldy, c2, n);
-
-	for (size_t i = 0; i < m; i++) {
-		const float *xi = x + i * k;
-		for (size_t j = 0; j < n; j++) {
-			const float *wj = wd + j * k;
-			double ref = 0, mag = 0, qerr = 0;
-			for (size_t b = 0; b < k; b += ab) {
-				double amax = 0, wabs = 0;
-				for (size_t e = b; e < b + ab; e++) {
-					ref += (double)wj[e] * xi[e];
-					mag += fabs((double)wj[e] * xi[e]);
-					amax = fmax(amax, fabs(xi[e]));
-					wabs += fabs(wj[e]);
-				}
-				if (ab > 1)
-					qerr += wabs * amax / 254.0;
-			}
-			double tol = qerr * 1.02 + mag * 2e-5 + 1e-6;
-			double got = y[i * ldy + j];
-			if (!(fabs(got - ref) <= tol))
-				ck_abort_msg("%s %s m=%zu n=%zu k=%zu: y[%zu][%zu]=%.7g ref=%.7g tol=%.3g",
-					     cpu_simd_level(), gi_type_name(t), m, n, k, i, j, got, ref, tol);
+	for (int split = 0; split < 2; split++) {
+		for (size_t i = 0; i < m * ldy; i++)
+			y[i] = NAN;
+		if (!split) {
+			cpu_matmul_rows(t, w, k, xq, m, y, ldy, 0, n);
+		} else {
+			size_t c1 = n / 3, c2 = n - n / 4;
+			cpu_matmul_rows(t, w, k, xq, m, y, ldy, 0, c1);
+			cpu_matmul_rows(t, w, k, xq, m, y, ldy, c1, c2);
+			cpu_matmul_rows(t, w, k, xq, m, y, ldy, c2, n);
 		}
-		for (size_t j = n; j < ldy; j++)
-			ck_assert_msg(isnan(y[i * ldy + j]), "%s wrote past column %zu", gi_type_name(t), n);
+		check_out(t, s, x, wd, y, ldy, split);
 	}
 	free(x);
 	free(wf);
@@ -125,6 +140,7 @@ static const struct shape shapes[] = {
 	{ 4, 8, 256 }, { 5, 11, 1024 }, { 7, 3, 256 }, { 8, 16, 512 }, { 9, 13, 256 },
 	{ 16, 12, 768 }, { 17, 6, 512 }, { 33, 5, 256 }, { 16, 16, 256 }, { 35, 37, 512 },
 	{ 18, 17, 4352 }, /* more pairs than one AMX packing chunk */
+	{ 13, 33, 512 }, { 24, 20, 256 }, /* AMX tiles of 8 rows */
 };
 
 static void run_level(int li)
