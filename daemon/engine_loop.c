@@ -571,11 +571,12 @@ static void *engine_main(void *arg)
 		}
 		if (taken || tokens > 0 || atomic_load(&e->cmd_pending))
 			continue;
-		if (idle || tokens <= 0) {
-			if (idle && spin_for_work(e))
-				continue;
-			sleep_idle(e, !sched_idle(e->sched));
-		}
+		/* Nothing ran: either nothing is in flight (spin a little, then
+		 * sleep until a doorbell), or every runnable request waits for
+		 * its client to drain the CQ (poll again shortly). */
+		if (idle && spin_for_work(e))
+			continue;
+		sleep_idle(e, !sched_idle(e->sched));
 	}
 	return NULL;
 }

@@ -268,11 +268,14 @@ static pid_t hostile(int kind)
 			((uint8_t *)r->base)[i] = (uint8_t)rand();
 		gi_db_ring(c.hs.submit_efd);
 		break;
-	case 2: /* doorbell flood */
-		while (gidt_now_us() < end)
+	case 2: { /* doorbell flood, until dropped (at most 10 s) */
+		struct pollfd p = { .fd = c.hs.sock, .events = POLLIN | POLLRDHUP };
+		end = gidt_now_us() + 10000000;
+		while (gidt_now_us() < end && poll(&p, 1, 0) == 0)
 			for (int i = 0; i < 1000; i++)
 				gi_db_ring(c.hs.submit_efd);
 		break;
+	}
 	case 3: { /* garbage on the control socket */
 		uint8_t junk[200];
 		for (size_t i = 0; i < sizeof(junk); i++)
@@ -301,12 +304,16 @@ START_TEST(hostile_clients)
 		waitpid(pids[k], &st[k], 0);
 		ck_assert(WIFEXITED(st[k]));
 	}
-	/* Corrupted indices and socket garbage get the session dropped. */
+	/* Bad SQEs are answered with errors and the session goes on;
+	 * corrupted indices, a doorbell flood and socket garbage get the
+	 * session dropped. */
+	ck_assert_int_eq(WEXITSTATUS(st[0]), 11);
 	ck_assert_int_eq(WEXITSTATUS(st[1]), 10);
+	ck_assert_int_eq(WEXITSTATUS(st[2]), 10);
 	ck_assert_int_eq(WEXITSTATUS(st[3]), 10);
 	static char js[65536];
 	ck_assert_int_gt(gidt_stats(dmn.sock, js, sizeof(js)), 0);
-	ck_assert_int_ge(gidt_json_num(js, "protocol_errors"), 2);
+	ck_assert_int_ge(gidt_json_num(js, "protocol_errors"), 3);
 	ck_assert_int_gt(gidt_json_num(js, "requests_rejected"), 0);
 	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "sessions", 0, 5000), 0);
 	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "kv_blocks_used", 0, 5000), 0);
