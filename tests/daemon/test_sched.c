@@ -2,12 +2,14 @@
  * prefix caching, preemption, cancellation, fairness bound, deadlines, stop
  * strings, back-pressure, errors, tenant reload. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "daemon/sched.h"
+#include "ipc/atomics.h"
 #include "tests/daemon/sched_env.h"
 #include "tests/t_util.h"
 
@@ -520,6 +522,48 @@ START_TEST(tenant_reload)
 }
 END_TEST
 
+/* sched_set_tenants() from another thread while the engine thread steps. */
+struct swapper {
+	struct sched *s;
+	uint32_t stop;           /* set by the test thread, polled by the swapper */
+	uint32_t swaps;
+};
+
+static void *swap_tenants(void *arg)
+{
+	struct swapper *w = arg;
+	struct tenant_table tt;
+	tenant_table_init_default(&tt);
+	while (!gi_load_acquire(&w->stop)) {
+		tt.t[0].weight = 1 + w->swaps % 7;
+		tt.t[0].priority = w->swaps % 2 ? TENANT_PRIO_BATCH : TENANT_PRIO_INTERACTIVE;
+		ck_assert_int_eq(sched_set_tenants(w->s, &tt), 0);
+		w->swaps++;
+	}
+	return NULL;
+}
+
+START_TEST(tenant_swap_threaded)
+{
+	struct t_sched_env *e = t_sched_env_new(256, NULL);
+	struct swapper w = { .s = e->s };
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, swap_tenants, &w), 0);
+	for (int i = 0; i < 4; i++) {
+		struct sched_req_params p = t_sched_params(e->golden[i].prompt_ids, e->golden[i].n_prompt, 32);
+		t_sched_submit(e, &p, NULL, 1, (uint32_t)i);
+	}
+	t_sched_run(e, 1000);
+	gi_store_release(&w.stop, 1);
+	pthread_join(th, NULL);
+	ck_assert_uint_gt(w.swaps, 0);
+	for (int i = 0; i < 4; i++)
+		t_sched_check_golden(e, (uint32_t)i, &e->golden[i]);
+	t_sched_check_baseline(e);
+	t_sched_env_free(e);
+}
+END_TEST
+
 Suite *t_suite(void)
 {
 	Suite *s = suite_create("sched");
@@ -538,6 +582,7 @@ Suite *t_suite(void)
 	tcase_add_test(tc, back_pressure);
 	tcase_add_test(tc, submit_errors);
 	tcase_add_test(tc, tenant_reload);
+	tcase_add_test(tc, tenant_swap_threaded);
 	suite_add_tcase(s, tc);
 	return s;
 }
