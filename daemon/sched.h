@@ -21,9 +21,11 @@
  *
  * Fairness bound (tested): let M = max_batch_tokens, R = max_running, and W
  * the summed weight of the tenants with prefill work in the class of a
- * request of tenant T (weight w). If no higher class is waiting, T is
- * entitled to a slot (R * w >= summed weight of the tenants in flight), its
- * session takes events, and the KV pool does not run out meanwhile, the
+ * request of tenant T (weight w), and V the summed weight of the tenants
+ * in flight. If no higher class is waiting, T has nothing else running, is
+ * entitled to a slot (R * w >= V) and its prompt to its KV share (blocks *
+ * V <= pool * w), its session takes events, and no decode runs out of KV
+ * meanwhile (that would preempt the newest sequence, this one), the
  * request is admitted in the first sched_step() after sched_submit() and its
  * prefill gets at least floor((M - R) * w / W) tokens in every step after,
  * so a P-token prompt yields its first token within
