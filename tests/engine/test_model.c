@@ -4,6 +4,7 @@
  * (unknown architecture, missing or misshapen tensors, missing keys,
  * unsupported rope scaling) fail with a message naming what is wrong. */
 #include <errno.h>
+#include <stdbool.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ struct spec {
 	const char *bad_tensor;   /* give this tensor one row too many */
 	const char *omit_key;     /* leave this key out */
 	const char *rope_scaling; /* rope.scaling.type value, or NULL */
+	bool output_as_embd;      /* output.weight holds token_embd's values */
 };
 
 static uint64_t hash(const char *s)
@@ -104,6 +106,8 @@ static void write_model(const char *path, const struct spec *sp)
 	t[nt++] = (struct tdef){ .name = "output_norm.weight", .k = sp->e, .n = 1, .std = 0.1f,
 				 .mean = 1 };
 	t[nt++] = (struct tdef){ .name = "output.weight", .k = sp->e, .n = V, .std = 0.15f };
+	if (sp->output_as_embd)
+		t[nt - 1].std = 1.0f;
 	int qwen = !strcmp(sp->arch, "qwen2");
 	for (uint32_t l = 0; l < sp->layers; l++) {
 		struct {
@@ -163,7 +167,8 @@ static void write_model(const char *path, const struct spec *sp)
 		size_t n = (size_t)t[i].k * t[i].n, rb = gi_type_row_bytes(ty, t[i].k);
 		float *x = malloc(n * sizeof(float));
 		uint8_t *q = malloc(rb * t[i].n);
-		gen(t[i].name, x, n, t[i].std, t[i].mean);
+		bool as_embd = sp->output_as_embd && !strcmp(t[i].name, "output.weight");
+		gen(as_embd ? "token_embd.weight" : t[i].name, x, n, t[i].std, t[i].mean);
 		for (uint32_t r = 0; r < t[i].n; r++)
 			gi_quantize_row(ty, x + (size_t)r * t[i].k, q + r * rb, t[i].k);
 		ck_assert_int_eq(gguf_writer_write_data(w, f, q, rb * t[i].n), 0);
@@ -308,6 +313,39 @@ START_TEST(qwen2_runs)
 }
 END_TEST
 
+/* Without output.weight the output reuses token_embd: the same logits as a
+ * file whose output.weight is a copy of it, and fewer weight bytes. */
+START_TEST(tied_output)
+{
+	char *dir = t_tmpdir(), tied[512], copy[512];
+	snprintf(tied, sizeof(tied), "%s/tied.gguf", dir);
+	snprintf(copy, sizeof(copy), "%s/copy.gguf", dir);
+	struct spec sp = base_spec;
+	sp.type = GI_TYPE_Q8_0;
+	sp.output_as_embd = true;
+	write_model(copy, &sp);
+	sp.omit_tensor = "output.weight";
+	write_model(tied, &sp);
+	float *a = malloc(POS * V * sizeof(float)), *b = malloc(POS * V * sizeof(float));
+	run_positions(tied, 1, 0.05, a);
+	run_positions(copy, 1, 0.05, b);
+	ck_assert_msg(!memcmp(a, b, POS * V * sizeof(float)), "tied and copied output differ");
+	struct model *mt, *mc;
+	char err[256];
+	ck_assert_int_eq(model_load(tied, NULL, &mt, err, sizeof(err)), 0);
+	ck_assert_int_eq(model_load(copy, NULL, &mc, err, sizeof(err)), 0);
+	ck_assert_uint_lt(model_get_info(mt)->weight_bytes, model_get_info(mc)->weight_bytes);
+	model_free(mt);
+	model_free(mc);
+	free(a);
+	free(b);
+	unlink(tied);
+	unlink(copy);
+	rmdir(dir);
+	free(dir);
+}
+END_TEST
+
 static const struct {
 	struct spec sp;
 	const char *want1, *want2; /* substrings of the error */
@@ -366,6 +404,7 @@ Suite *t_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, weight_types, 0, (int)(sizeof(qcfg) / sizeof(qcfg[0])));
 	tcase_add_test(tc, qwen2_runs);
+	tcase_add_test(tc, tied_output);
 	tcase_add_loop_test(tc, bad_models, 0, (int)(sizeof(bad) / sizeof(bad[0])));
 	tcase_add_test(tc, missing_file);
 	suite_add_tcase(s, tc);
