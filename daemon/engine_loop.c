@@ -433,14 +433,17 @@ static void kick_sessions(struct engine *e, uint64_t now_ms)
 	}
 }
 
-/* Anything for the engine without a syscall: an SQ tail moved, a command. */
+/* Anything for the engine without a syscall: a command, or SQEs the reader
+ * can take (each needs a free CQ slot; SQEs behind a full CQ wait for the
+ * client, whose reap rings us). */
 static bool work_pending(struct engine *e)
 {
 	if (atomic_load(&e->cmd_pending))
 		return true;
 	for (uint32_t i = 0; i < e->n_sess; i++) {
 		struct session *s = e->sess[i];
-		if (!s->dead && gi_ring_cons_avail(&s->srv.sq, 1) != 0)
+		if (!s->dead && gi_ring_cons_avail(&s->srv.sq, 1) != 0 &&
+		    gi_ring_prod_space(&s->srv.cq, 1) != 0)
 			return true;
 	}
 	return false;

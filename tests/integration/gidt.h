@@ -91,3 +91,5 @@ long long gidt_json_num(const char *json, const char *key);
 long long gidt_wait_stat(const char *sock, const char *key, long long want, int timeout_ms);
 
 uint64_t gidt_now_us(void);
+/* CPU time (user + system) PID has used, in ms; -1 on error. */
+long long gidt_cpu_ms(pid_t pid);
