@@ -1,5 +1,6 @@
 /* KV block manager: refcounts, prefix hash chain, LRU eviction, exhaustion. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "daemon/kvmgr.h"
@@ -221,6 +222,94 @@ START_TEST(exhaust_pool)
 }
 END_TEST
 
+/* Random operations against a plain model of the pool: refcounts, which
+ * blocks are keyed, and the LRU order of cached blocks (evicted oldest first). */
+START_TEST(random_against_model)
+{
+	enum { N = 16, KEYS = 24 };
+	struct kvmgr *m = mk(N);
+	uint32_t ref[N] = { 0 };
+	int key_of[N];          /* key index a block holds, -1 if none */
+	int block_of[KEYS];     /* block holding a key, -1 if none */
+	uint64_t lru_stamp[N] = { 0 }, clock = 0;
+	int32_t tok[KEYS][KV_BLOCK_TOKENS];
+	uint64_t keys[KEYS];
+	for (int k = 0; k < KEYS; k++) {
+		fill(tok[k], k + 1);
+		keys[k] = kvm_hash(KVM_HASH_ROOT, tok[k]);
+		block_of[k] = -1;
+	}
+	for (int i = 0; i < N; i++)
+		key_of[i] = -1;
+	uint64_t rs = 42;
+	for (int step = 0; step < 20000; step++) {
+		rs = rs * 6364136223846793005ULL + 1442695040888963407ULL;
+		uint32_t op = (uint32_t)(rs >> 33) % 4, k = (uint32_t)(rs >> 40) % KEYS;
+		uint32_t b = (uint32_t)(rs >> 50) % N, got;
+		if (op == 0) {
+			/* Expected victim: a never-keyed free block first, else the LRU-oldest cached one. */
+			int want = -1;
+			bool any_free = false;
+			for (int i = 0; i < N; i++)
+				if (!ref[i] && key_of[i] < 0)
+					any_free = true;
+			if (!any_free)
+				for (int i = 0; i < N; i++)
+					if (!ref[i] && key_of[i] >= 0 && (want < 0 || lru_stamp[i] < lru_stamp[want]))
+						want = i;
+			int r = kvm_alloc(m, &got);
+			if (!any_free && want < 0) {
+				ck_assert_int_eq(r, -ENOSPC);
+				continue;
+			}
+			ck_assert_int_eq(r, 0);
+			ck_assert_uint_eq(ref[got], 0);
+			if (want >= 0)
+				ck_assert_uint_eq(got, (uint32_t)want);
+			if (key_of[got] >= 0) {
+				block_of[key_of[got]] = -1;
+				key_of[got] = -1;
+			}
+			ref[got] = 1;
+		} else if (op == 1) {
+			int r = kvm_lookup(m, keys[k], KVM_HASH_ROOT, tok[k], &got);
+			ck_assert_int_eq(r, block_of[k] >= 0 ? 0 : -ENOENT);
+			if (!r) {
+				ck_assert_uint_eq(got, (uint32_t)block_of[k]);
+				ref[got]++;
+			}
+		} else if (op == 2 && ref[b]) {
+			int r = kvm_commit(m, b, keys[k], KVM_HASH_ROOT, tok[k]);
+			if (key_of[b] >= 0)
+				ck_assert_int_eq(r, -EINVAL);
+			else if (block_of[k] >= 0)
+				ck_assert_int_eq(r, -EEXIST);
+			else {
+				ck_assert_int_eq(r, 0);
+				key_of[b] = (int)k;
+				block_of[k] = (int)b;
+			}
+		} else if (op == 3 && ref[b]) {
+			kvm_release(m, b);
+			if (--ref[b] == 0)
+				lru_stamp[b] = ++clock;
+		}
+		struct kvm_stats st;
+		kvm_get_stats(m, &st);
+		uint32_t used = 0, cached = 0;
+		for (int i = 0; i < N; i++) {
+			ck_assert_uint_eq(kvm_refcount(m, (uint32_t)i), ref[i]);
+			used += ref[i] > 0;
+			cached += !ref[i] && key_of[i] >= 0;
+		}
+		ck_assert_uint_eq(st.used, used);
+		ck_assert_uint_eq(st.cached, cached);
+		ck_assert_uint_eq(st.used + st.cached + st.free, N);
+	}
+	kvm_free(m);
+}
+END_TEST
+
 Suite *t_suite(void)
 {
 	Suite *s = suite_create("kvmgr");
@@ -231,6 +320,7 @@ Suite *t_suite(void)
 	tcase_add_test(tc, lru_eviction_order);
 	tcase_add_test(tc, shared_prefix_200);
 	tcase_add_test(tc, exhaust_pool);
+	tcase_add_test(tc, random_against_model);
 	suite_add_tcase(s, tc);
 	return s;
 }
