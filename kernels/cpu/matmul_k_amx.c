@@ -1,5 +1,4 @@
-/* AMX-INT8 matmuls for Q4_K and Q6_K weights when M >= 8 (prefill and
- * batched decode).
+/* AMX-INT8 matmuls for Q4_K and Q6_K weights when M >= 16 (prefill).
  *
  * One tile product per sub-block: A = 16 activation rows x the sub-block's
  * bytes of their Q8_K blocks (32 for Q4_K, in the slot order of
@@ -29,8 +28,7 @@ struct tilecfg {
 	uint8_t rows[16];
 };
 
-/* tmm0: C (16 x 16 int32); tmm1: A (16 rows x SUB bytes); tmm2: B; for
- * tiles of 8 activation rows tmm3: C and tmm4: A. */
+/* tmm0: C (16 x 16 int32); tmm1: A (16 rows x SUB bytes); tmm2: B. */
 static void tile_setup(int sub)
 {
 	struct tilecfg cfg;
@@ -42,10 +40,6 @@ static void tile_setup(int sub)
 	cfg.colsb[1] = (uint16_t)sub;
 	cfg.rows[2] = (uint8_t)(sub / 4);
 	cfg.colsb[2] = 64;
-	cfg.rows[3] = TILE / 2;
-	cfg.colsb[3] = 64;
-	cfg.rows[4] = TILE / 2;
-	cfg.colsb[4] = (uint16_t)sub;
 	_tile_loadconfig(&cfg);
 }
 
@@ -124,64 +118,53 @@ static void pack_q6k(const uint8_t *w, size_t wrow, size_t sb, uint8_t *dst)
 }
 
 /* acc[i] += C[i] * dsc * dx[i] for one sub-block's stored C. */
-static inline __attribute__((always_inline)) void scale_sub(__m512 *acc, int rows, const int32_t *c,
-							    const float *dsc, const float *dx)
+static inline __attribute__((always_inline)) void scale_sub(__m512 *acc, const int32_t *c, const float *dsc,
+							    const float *dx)
 {
 	const __m512 s = _mm512_load_ps(dsc);
 #pragma GCC unroll 16
-	for (int i = 0; i < rows; i++)
+	for (int i = 0; i < TILE; i++)
 		acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + TILE * i)),
 					 _mm512_mul_ps(s, _mm512_set1_ps(dx[i])), acc[i]);
 }
 
-/* ROWS (16 or 8) activation rows x 16 weight rows over the packed
- * super-blocks [S0, S1); NSUB sub-blocks of SUB bytes each. The scaling of
- * sub-block s runs after the tile product of s + 1 was issued. */
-static inline __attribute__((always_inline)) void tile_run(int q4k, int rows, const uint8_t *x, size_t xs,
-							   const uint8_t *packed, size_t s0, size_t s1,
-							   float *y, size_t ldy, int first)
+/* 16 activation rows x 16 weight rows over the packed super-blocks
+ * [S0, S1); NSUB sub-blocks of SUB bytes each. The scaling of sub-block s
+ * runs after the tile product of s + 1 was issued. */
+static void tile_run(int q4k, const uint8_t *x, size_t xs, const uint8_t *packed, size_t s0, size_t s1,
+		     float *y, size_t ldy, int first)
 {
 	const int nsub = q4k ? 8 : 16, sub = q4k ? 32 : 16;
 	int32_t cbuf[2][TILE * TILE] __attribute__((aligned(64)));
 	float dx[TILE] __attribute__((aligned(64)));
 	__m512 acc[TILE];
 
-	for (int i = 0; i < rows; i++)
+	for (int i = 0; i < TILE; i++)
 		acc[i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + (size_t)i * ldy);
 	for (size_t sb = s0; sb < s1; sb++) {
 		const uint8_t *pk = packed + (sb - s0) * SB_BYTES;
 		const float *dsc = (const float *)(pk + (size_t)nsub * 64 * (size_t)(sub / 4));
 		const uint8_t *xa = x + sb * sizeof(struct block_q8_K) + offsetof(struct block_q8_K, qs);
-		for (int i = 0; i < rows; i++)
+		for (int i = 0; i < TILE; i++)
 			dx[i] = ((const struct block_q8_K *)(x + (size_t)i * xs))[sb].d;
 		for (int s = 0; s < nsub; s++) {
+			_tile_loadd(1, xa + sub * s, (long)xs);
 			_tile_loadd(2, pk + 64 * (sub / 4) * s, 64);
-			if (rows == TILE) {
-				_tile_loadd(1, xa + sub * s, (long)xs);
-				_tile_zero(0);
-				if (q4k)
-					_tile_dpbsud(0, 1, 2);
-				else
-					_tile_dpbssd(0, 1, 2);
-				_tile_stored(0, cbuf[s & 1], 64);
-			} else {
-				_tile_loadd(4, xa + sub * s, (long)xs);
-				_tile_zero(3);
-				if (q4k)
-					_tile_dpbsud(3, 4, 2);
-				else
-					_tile_dpbssd(3, 4, 2);
-				_tile_stored(3, cbuf[s & 1], 64);
-			}
+			_tile_zero(0);
+			if (q4k)
+				_tile_dpbsud(0, 1, 2);
+			else
+				_tile_dpbssd(0, 1, 2);
+			_tile_stored(0, cbuf[s & 1], 64);
 			if (s > 0)
-				scale_sub(acc, rows, cbuf[(s - 1) & 1], dsc + TILE * (s - 1), dx);
+				scale_sub(acc, cbuf[(s - 1) & 1], dsc + TILE * (s - 1), dx);
 		}
-		scale_sub(acc, rows, cbuf[(nsub - 1) & 1], dsc + TILE * (nsub - 1), dx);
+		scale_sub(acc, cbuf[(nsub - 1) & 1], dsc + TILE * (nsub - 1), dx);
 		if (q4k) {
 			/* - sum_j dmin * m_j * (bsums[2j] + bsums[2j + 1]) * dx */
 			const float *dm = dsc + 8 * TILE;
 #pragma GCC unroll 16
-			for (int i = 0; i < rows; i++) {
+			for (int i = 0; i < TILE; i++) {
 				const int16_t *bs = ((const struct block_q8_K *)(x + (size_t)i * xs))[sb].bsums;
 				__m512 t = _mm512_setzero_ps();
 #pragma GCC unroll 8
@@ -192,32 +175,19 @@ static inline __attribute__((always_inline)) void tile_run(int q4k, int rows, co
 			}
 		}
 	}
-	for (int i = 0; i < rows; i++)
+	for (int i = 0; i < TILE; i++)
 		_mm512_storeu_ps(y + (size_t)i * ldy, acc[i]);
 }
-
-#define TILE_RUN(NAME, Q4K, ROWS)                                                                 \
-	static void NAME(const uint8_t *x, size_t xs, const uint8_t *packed, size_t s0, size_t s1,  \
-			 float *y, size_t ldy, int first)                                            \
-	{                                                                                        \
-		tile_run(Q4K, ROWS, x, xs, packed, s0, s1, y, ldy, first);                       \
-	}
-TILE_RUN(run_q4k16, 1, TILE)
-TILE_RUN(run_q4k8, 1, TILE / 2)
-TILE_RUN(run_q6k16, 0, TILE)
-TILE_RUN(run_q6k8, 0, TILE / 2)
 
 static void mm_k_amx(int q4k, const void *w, size_t k, const void *xq, size_t xs, size_t m, float *y,
 		     size_t ldy, size_t j0, size_t j1)
 {
 	const enum gi_type t = q4k ? GI_TYPE_Q4_K : GI_TYPE_Q6_K;
 	const cpu_mm_fn fallback = cpu_kernels_avx512.mm[t];
-	const size_t wrow = gi_type_row_bytes(t, k), nsb = k / QK_K;
-	/* rows on AMX: 16-row tiles, then one 8-row tile if 8 or more are left */
-	const size_t m16 = m / TILE * TILE, mt = m - m16 >= TILE / 2 ? m16 + TILE / 2 : m16;
+	const size_t wrow = gi_type_row_bytes(t, k), nsb = k / QK_K, mt = m / TILE * TILE;
 	size_t j = j0;
 
-	if (m < TILE / 2) {
+	if (m < TILE) {
 		fallback(w, k, xq, xs, m, y, ldy, j0, j1);
 		return;
 	}
@@ -232,12 +202,9 @@ static void mm_k_amx(int q4k, const void *w, size_t k, const void *xq, size_t xs
 				else
 					pack_q6k(wj, wrow, sb, kpack_buf + (sb - sc) * SB_BYTES);
 			}
-			for (size_t i = 0; i < m16; i += TILE)
-				(q4k ? run_q4k16 : run_q6k16)((const uint8_t *)xq + i * xs, xs, kpack_buf, sc, se,
-							       y + i * ldy + j, ldy, sc == 0);
-			if (mt > m16)
-				(q4k ? run_q4k8 : run_q6k8)((const uint8_t *)xq + m16 * xs, xs, kpack_buf, sc, se,
-							     y + m16 * ldy + j, ldy, sc == 0);
+			for (size_t i = 0; i < mt; i += TILE)
+				tile_run(q4k, (const uint8_t *)xq + i * xs, xs, kpack_buf, sc, se, y + i * ldy + j, ldy,
+					 sc == 0);
 		}
 		if (mt < m)
 			fallback(w, k, (const uint8_t *)xq + mt * xs, xs, m - mt, y + mt * ldy, ldy, j, j + TILE);
