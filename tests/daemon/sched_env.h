@@ -8,10 +8,10 @@
 #include "tests/engine/golden.h"
 
 #define T_SCHED_MAX_REC 1100
-#define T_SCHED_TEXT 1024
+#define T_SCHED_TEXT 4096
 
 struct t_sched_rec {
-	int32_t ids[300];
+	int32_t ids[600];
 	uint32_t n_ids;
 	char text[T_SCHED_TEXT];
 	uint32_t n_text;
@@ -19,7 +19,7 @@ struct t_sched_rec {
 	int err;
 	struct sched_done d;
 	uint64_t first_token_step, done_step;
-	uint64_t token_step[300]; /* step of each token */
+	uint64_t token_step[600]; /* step of each token */
 	uint64_t session;
 };
 
