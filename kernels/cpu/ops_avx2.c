@@ -27,6 +27,10 @@ typedef __m256 vf;
 #define VLOADN(p, n) _mm256_maskload_ps(p, tail_mask(n))
 #define VSTOREN(p, v, n) _mm256_maskstore_ps(p, tail_mask(n), v)
 #define VLOADHN(p, n) load_halfs(p, n)
+#define VSET2(a, b) _mm256_insertf128_ps(_mm256_set1_ps(a), _mm_set1_ps(b), 1)
+#define VFOLD_ADD(p, v) \
+	_mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), _mm_add_ps(_mm256_castps256_ps128(v), \
+								 _mm256_extractf128_ps(v, 1))))
 #define OPS_TABLE cpu_ops_avx2
 #define OPS_NAME "avx2"
 

@@ -28,6 +28,11 @@ typedef __m512 vf;
 #define VLOADN(p, n) _mm512_maskz_loadu_ps(VMASK(n), p)
 #define VSTOREN(p, v, n) _mm512_mask_storeu_ps(p, VMASK(n), v)
 #define VLOADHN(p, n) _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(VMASK(n), p))
+#define VSET2(a, b) _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1)
+#define VFOLD_ADD(p, v) \
+	_mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), \
+					  _mm256_add_ps(_mm512_castps512_ps256(v), \
+							_mm512_extractf32x8_ps(v, 1))))
 #define OPS_TABLE cpu_ops_avx512
 #define OPS_NAME "avx512"
 

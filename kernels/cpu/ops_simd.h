@@ -10,6 +10,8 @@
  *   VLOADH(p)        VL halfs to floats;  VSTOREH(p, v) floats to VL halfs
  *   VLOADN(p, n) VLOADHN(p, n) VSTOREN(p, v, n)  the same for the first n < VL
  *                    lanes (loads give zeros in the others)
+ *   VSET2(a, b)      a in the low half of the lanes, b in the high half
+ *   VFOLD_ADD(p, v)  p[0, VL/2) += low half of v + high half of v
  *   VROUND(v)        round to nearest integer (as float)
  *   VPOW2(v)         2^v for integral v in [-126, 127]
  *   OPS_TABLE        the name of the table to define
@@ -125,15 +127,35 @@ static void s_kq_f16(const float *q, const gi_f16 *k, size_t stride, uint32_t nk
 #define LOAD_F32(r, n) ((n) == VL ? VLOAD(r) : VLOADN(r, n))
 #define LOAD_F16(r, n) ((n) == VL ? VLOADH(r) : VLOADHN(r, n))
 
+/* Heads of half a vector with consecutive rows (stride == hd): two keys per
+ * vector, lanes [0, VL/2) key i and [VL/2, VL) key i + 1, folded at the end. */
+#define PV_PAIRS(LOADF)                                                                  \
+	if (2 * hd == VL && stride == hd) {                                              \
+		vf a0 = VZERO(), a1 = VZERO();                                             \
+		uint32_t i = 0;                                                            \
+		for (; i + 4 <= nk; i += 4) {                                              \
+			a0 = VFMA(VSET2(p[i], p[i + 1]), LOADF(v + i * hd, VL), a0);      \
+			a1 = VFMA(VSET2(p[i + 2], p[i + 3]), LOADF(v + (i + 2) * hd, VL), a1); \
+		}                                                                          \
+		for (; i + 2 <= nk; i += 2)                                                \
+			a0 = VFMA(VSET2(p[i], p[i + 1]), LOADF(v + i * hd, VL), a0);      \
+		if (i < nk)                                                                \
+			a1 = VFMA(VSET2(p[i], 0.0f), LOADF(v + i * hd, VL / 2), a1);      \
+		VFOLD_ADD(out, VADD(a0, a1));                                              \
+		return;                                                                    \
+	}
+
 static void s_pv_f32(float *out, const float *p, const float *v, size_t stride, uint32_t nk,
 		     uint32_t hd)
 {
+	PV_PAIRS(LOAD_F32)
 	PV_BODY(LOAD_F32)
 }
 
 static void s_pv_f16(float *out, const float *p, const gi_f16 *v, size_t stride, uint32_t nk,
 		     uint32_t hd)
 {
+	PV_PAIRS(LOAD_F16)
 	PV_BODY(LOAD_F16)
 }
 

@@ -110,53 +110,57 @@ START_TEST(row_ops)
 }
 END_TEST
 
+/* kq and pv of table O for NK keys of HD dims; values STRIDE apart. */
+static void check_attn_kernels(const struct cpu_ops *o, uint32_t hd, uint32_t nk, uint32_t stride)
+{
+	static float q[128], k[16 * 260], sc[16], out[128], ref[128], p[16];
+	static gi_f16 kh[16 * 260];
+	const uint32_t kstride = 19;
+	fill(q, hd, 1);
+	fill(k, (size_t)16 * 260, 1);
+	fill(p, nk, 1);
+	for (size_t i = 0; i < (size_t)16 * 260; i++) {
+		kh[i] = gi_f32_to_f16(k[i]);
+		k[i] = gi_f16_to_f32(kh[i]);
+	}
+	for (int f16 = 0; f16 < 2; f16++) {
+		if (f16)
+			o->kq_f16(q, kh, kstride, nk, hd, sc);
+		else
+			o->kq_f32(q, k, kstride, nk, hd, sc);
+		/* keys transposed: element j of key i at j * kstride + i */
+		for (uint32_t i = 0; i < nk; i++) {
+			double d = 0;
+			for (uint32_t j = 0; j < hd; j++)
+				d += (double)q[j] * k[j * kstride + i];
+			close_to(sc[i], d, 1e-5, f16 ? "kq_f16" : "kq_f32", o->name, hd, i);
+		}
+		fill(out, hd, 1);
+		for (uint32_t j = 0; j < hd; j++) {
+			double d = out[j];
+			for (uint32_t i = 0; i < nk; i++)
+				d += (double)p[i] * k[i * stride + j];
+			ref[j] = (float)d;
+		}
+		if (f16)
+			o->pv_f16(out, p, kh, stride, nk, hd);
+		else
+			o->pv_f32(out, p, k, stride, nk, hd);
+		for (uint32_t j = 0; j < hd; j++)
+			close_to(out[j], ref[j], 1e-5, f16 ? "pv_f16" : "pv_f32", o->name, hd, j);
+	}
+}
+
 START_TEST(attention_kernels)
 {
 	static const uint32_t hds[] = { 1, 4, 7, 8, 16, 24, 32, 64, 80, 128 };
-	static float q[128], k[16 * 260], sc[16], out[128], ref[128], p[16];
-	static gi_f16 kh[16 * 260];
-	for (int t = 0; t < n_tables; t++) {
-		const struct cpu_ops *o = tables[t];
-		for (size_t hi = 0; hi < sizeof(hds) / sizeof(hds[0]); hi++) {
-			uint32_t hd = hds[hi], stride = hd * 2 + 3, kstride = 19;
-			for (uint32_t nk = 1; nk <= 16; nk += 5) {
-				fill(q, hd, 1);
-				fill(k, (size_t)16 * 260, 1);
-				fill(p, nk, 1);
-				for (size_t i = 0; i < (size_t)16 * 260; i++) {
-					kh[i] = gi_f32_to_f16(k[i]);
-					k[i] = gi_f16_to_f32(kh[i]);
-				}
-				for (int f16 = 0; f16 < 2; f16++) {
-					if (f16)
-						o->kq_f16(q, kh, kstride, nk, hd, sc);
-					else
-						o->kq_f32(q, k, kstride, nk, hd, sc);
-					/* keys transposed: element j of key i at j * kstride + i */
-					for (uint32_t i = 0; i < nk; i++) {
-						double d = 0;
-						for (uint32_t j = 0; j < hd; j++)
-							d += (double)q[j] * k[j * kstride + i];
-						close_to(sc[i], d, 1e-5, f16 ? "kq_f16" : "kq_f32", o->name, hd, i);
-					}
-					fill(out, hd, 1);
-					for (uint32_t j = 0; j < hd; j++) {
-						double d = out[j];
-						for (uint32_t i = 0; i < nk; i++)
-							d += (double)p[i] * k[i * stride + j];
-						ref[j] = (float)d;
-					}
-					if (f16)
-						o->pv_f16(out, p, kh, stride, nk, hd);
-					else
-						o->pv_f32(out, p, k, stride, nk, hd);
-					for (uint32_t j = 0; j < hd; j++)
-						close_to(out[j], ref[j], 1e-5, f16 ? "pv_f16" : "pv_f32", o->name,
-							 hd, j);
-				}
+	for (int t = 0; t < n_tables; t++)
+		for (size_t hi = 0; hi < sizeof(hds) / sizeof(hds[0]); hi++)
+			for (uint32_t nk = 1; nk <= 16; nk++) {
+				/* values strided, and packed rows (stride == hd) as in the pool */
+				check_attn_kernels(tables[t], hds[hi], nk, hds[hi] * 2 + 3);
+				check_attn_kernels(tables[t], hds[hi], nk, hds[hi]);
 			}
-		}
-	}
 }
 END_TEST
 
