@@ -415,6 +415,40 @@ START_TEST(back_pressure)
 }
 END_TEST
 
+/* max_tokens 0 runs until the context is full; prompt + 1 must fit. */
+START_TEST(context_full)
+{
+	struct sched_opts o = { .size = sizeof(o), .ctx = 64 };
+	struct t_sched_env *e = t_sched_env_new(256, &o);
+	const struct t_golden_case *g = &e->golden[2];
+	struct sched_req_params p = t_sched_params(g->prompt_ids, g->n_prompt, 0);
+	t_sched_submit(e, &p, NULL, 1, 0);
+	p.max_tokens = 1000;
+	t_sched_submit(e, &p, NULL, 1, 1);
+	t_sched_run(e, 1000);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(e->rec[i].d.reason, SCHED_FINISH_LENGTH);
+		ck_assert_uint_eq(e->rec[i].n_ids, 64 - g->n_prompt);
+		ck_assert_mem_eq(e->rec[i].ids, g->output_ids, 20 * sizeof(int32_t));
+	}
+	struct sched_stats st;
+	sched_get_stats(e->s, &st);
+	ck_assert_uint_eq(st.ctx, 64);
+	int32_t long_prompt[64];
+	for (int i = 0; i < 64; i++)
+		long_prompt[i] = g->prompt_ids[i % g->n_prompt];
+	char err[256];
+	p = t_sched_params(long_prompt, 63, 0);
+	t_sched_submit(e, &p, NULL, 1, 2);
+	p.n_prompt = 64;
+	ck_assert_int_eq(sched_submit(e->s, &p, "default", 1, 3, NULL, err, sizeof(err)), -E2BIG);
+	t_sched_run(e, 100);
+	ck_assert_uint_eq(e->rec[2].n_ids, 1);
+	t_sched_check_baseline(e);
+	t_sched_env_free(e);
+}
+END_TEST
+
 START_TEST(submit_errors)
 {
 	struct tenant_table tt;
@@ -580,6 +614,7 @@ Suite *t_suite(void)
 	tcase_add_test(tc, deadline);
 	tcase_add_loop_test(tc, stop_strings, 0, (int)(sizeof(stop_cases) / sizeof(stop_cases[0])));
 	tcase_add_test(tc, back_pressure);
+	tcase_add_test(tc, context_full);
 	tcase_add_test(tc, submit_errors);
 	tcase_add_test(tc, tenant_reload);
 	tcase_add_test(tc, tenant_swap_threaded);
