@@ -228,15 +228,15 @@ static void chunk_at(const struct gi_kv_pool *kv, uint32_t layer, uint32_t h, ui
 	c->v = kv_block(kv, kv->v, layer, blk) + ((size_t)h * bt + slot) * hd * esz;
 }
 
-/* Scores of query QJ against the keys of chunk C. */
+/* Scaled scores of query QJ against the keys of chunk C. */
 static void chunk_scores(const struct gi_graph *g, const float *qj, const struct chunk *c,
 			 float *sc)
 {
 	const struct gi_kv_pool *kv = g->s->kv;
 	if (kv->type == GI_TYPE_F16)
-		g->b->ops->kq_f16(qj, c->k, kv->block_tokens, c->n, kv->head_dim, sc);
+		g->b->ops->kq_f16(qj, c->k, kv->block_tokens, c->n, kv->head_dim, g->attn.scale, sc);
 	else
-		g->b->ops->kq_f32(qj, c->k, kv->block_tokens, c->n, kv->head_dim, sc);
+		g->b->ops->kq_f32(qj, c->k, kv->block_tokens, c->n, kv->head_dim, g->attn.scale, sc);
 }
 
 /* out += the values of chunk C weighted by W. */
@@ -264,7 +264,6 @@ static void attn_cached(const struct gi_graph *g, const struct gi_step_seq *sq, 
 		chunk_at(kv, layer, h, sq->blocks[b], 0, ctx - p0 < bt ? ctx - p0 : bt, &c);
 		chunk_scores(g, qj, &c, sc + p0);
 	}
-	ops->scale(sc, g->attn.scale, ctx);
 	float m = ops->max(sc, ctx);
 	ops->scale(sc, 1.0f / ops->exp_sum(sc, sc, ctx, m), ctx);
 	if (kv->type == GI_TYPE_F16)
@@ -294,7 +293,6 @@ static void attn_long(const struct gi_graph *g, const struct gi_step_seq *sq, ui
 			chunk_at(kv, layer, h, sq->blocks[p0 / bt], slot, n, &c);
 			p0 += n;
 			chunk_scores(g, qj, &c, e);
-			ops->scale(e, g->attn.scale, n);
 			if (!pass) {
 				float cm = fmaxf(m, ops->max(e, n));
 				sum = sum * expf(m - cm) + ops->exp_sum(e, e, n, cm);

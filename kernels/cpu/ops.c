@@ -15,24 +15,24 @@ static float dot_f32(const float *a, const float *b, size_t n)
 }
 
 static void kq_f32(const float *q, const float *k, size_t stride, uint32_t nk, uint32_t hd,
-		   float *sc)
+		   float scale, float *sc)
 {
 	for (uint32_t i = 0; i < nk; i++) {
 		float s = 0;
 		for (uint32_t d = 0; d < hd; d++)
 			s += q[d] * k[d * stride + i];
-		sc[i] = s;
+		sc[i] = s * scale;
 	}
 }
 
 static void kq_f16(const float *q, const gi_f16 *k, size_t stride, uint32_t nk, uint32_t hd,
-		   float *sc)
+		   float scale, float *sc)
 {
 	for (uint32_t i = 0; i < nk; i++) {
 		float s = 0;
 		for (uint32_t d = 0; d < hd; d++)
 			s += q[d] * gi_f16_to_f32(k[d * stride + i]);
-		sc[i] = s;
+		sc[i] = s * scale;
 	}
 }
 

@@ -13,11 +13,12 @@ struct cpu_ops {
 	/* sum a[i] * b[i] */
 	float (*dot_f32)(const float *a, const float *b, size_t n);
 	/* Attention scores of one query against NK keys of HD elements stored
-	 * transposed, element d of key i at k[d * STRIDE + i]: sc[i] = dot(q, key i). */
+	 * transposed, element d of key i at k[d * STRIDE + i]:
+	 * sc[i] = dot(q, key i) * scale. */
 	void (*kq_f32)(const float *q, const float *k, size_t stride, uint32_t nk, uint32_t hd,
-		       float *sc);
+		       float scale, float *sc);
 	void (*kq_f16)(const float *q, const gi_f16 *k, size_t stride, uint32_t nk, uint32_t hd,
-		       float *sc);
+		       float scale, float *sc);
 	/* out[0..hd) += sum_i p[i] * value i, value i at v + i * STRIDE. */
 	void (*pv_f32)(float *out, const float *p, const float *v, size_t stride, uint32_t nk,
 		       uint32_t hd);

@@ -57,7 +57,7 @@ static float s_dot_f32(const float *a, const float *b, size_t n)
 /* Scores across keys: one vector holds VL keys' partial sums and each
  * dimension adds q[d] times that dimension's (contiguous) key elements. */
 static void s_kq_f32(const float *q, const float *k, size_t stride, uint32_t nk, uint32_t hd,
-		     float *sc)
+		     float scale, float *sc)
 {
 	for (uint32_t i = 0; i < nk; i += VL) {
 		uint32_t n = nk - i < VL ? nk - i : VL, d = 0;
@@ -72,15 +72,16 @@ static void s_kq_f32(const float *q, const float *k, size_t stride, uint32_t nk,
 			const float *r = k + d * stride + i;
 			a0 = VFMA(VSET1(q[d]), n == VL ? VLOAD(r) : VLOADN(r, n), a0);
 		}
+		vf r = VMUL(VADD(a0, a1), VSET1(scale));
 		if (n == VL)
-			VSTORE(sc + i, VADD(a0, a1));
+			VSTORE(sc + i, r);
 		else
-			VSTOREN(sc + i, VADD(a0, a1), n);
+			VSTOREN(sc + i, r, n);
 	}
 }
 
 static void s_kq_f16(const float *q, const gi_f16 *k, size_t stride, uint32_t nk, uint32_t hd,
-		     float *sc)
+		     float scale, float *sc)
 {
 	for (uint32_t i = 0; i < nk; i += VL) {
 		uint32_t n = nk - i < VL ? nk - i : VL, d = 0;
@@ -95,10 +96,11 @@ static void s_kq_f16(const float *q, const gi_f16 *k, size_t stride, uint32_t nk
 			const gi_f16 *r = k + d * stride + i;
 			a0 = VFMA(VSET1(q[d]), n == VL ? VLOADH(r) : VLOADHN(r, n), a0);
 		}
+		vf r = VMUL(VADD(a0, a1), VSET1(scale));
 		if (n == VL)
-			VSTORE(sc + i, VADD(a0, a1));
+			VSTORE(sc + i, r);
 		else
-			VSTOREN(sc + i, VADD(a0, a1), n);
+			VSTOREN(sc + i, r, n);
 	}
 }
 
