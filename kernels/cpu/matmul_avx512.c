@@ -157,8 +157,12 @@ INLINE void float_tile(enum gi_type t, const uint8_t *w, size_t wrow, size_t k, 
 		const size_t n = k - off;
 		__m512 wv[NR_MAX];
 		#pragma GCC unroll 8
-		for (int r = 0; r < nr; r++)
+		for (int r = 0; r < nr; r++) {
+			if ((off * (t == GI_TYPE_F32 ? 4 : 2)) % 64 == 0)
+				_mm_prefetch((const char *)w + (size_t)r * wrow + off * (t == GI_TYPE_F32 ? 4 : 2) + PREFETCH,
+					     _MM_HINT_T0);
 			wv[r] = fw_load(t, w + (size_t)r * wrow, off, n);
+		}
 		#pragma GCC unroll 8
 		for (int i = 0; i < mr; i++) {
 			const __mmask16 mask = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);

@@ -14,6 +14,8 @@
 #define INLINE static inline __attribute__((always_inline))
 #define NR_MAX 2
 #define MR_MAX 4
+/* bytes ahead of each weight row to prefetch (see matmul_avx512.c) */
+#define PREFETCH 1024
 
 /* int16 lane -> scale index, per 64-element group, from [s0..s7, m0..m7]
  * (Q4_K, groups hold sub-blocks 0|2, 1|3, 4|6, 5|7) or [s0..s15] (Q6_K,
@@ -32,6 +34,14 @@ __attribute__((constructor)) static void init_idx(void)
 	}
 	for (int l = 0; l < 16; l++)
 		idx_q4k_min[l] = (int16_t)(8 + l / 2);
+}
+
+/* Prefetches the super-block PREFETCH bytes after BLK (BYTES long). */
+INLINE void prefetch_block(const void *blk, size_t bytes)
+{
+#pragma GCC unroll 4
+	for (size_t off = 0; off < bytes; off += 64)
+		_mm_prefetch((const char *)blk + PREFETCH + off, _MM_HINT_T0);
 }
 
 /* [sc0..sc7, m0..m7] as 16 int16 from the 12 packed bytes. */
@@ -67,6 +77,7 @@ INLINE void q4k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 
 		for (int r = 0; r < nr; r++) {
 			blk[r] = (const struct block_q4_K *)(w + (size_t)r * wrow) + b;
+			prefetch_block(blk[r], sizeof(struct block_q4_K));
 			sm[r] = q4k_scales(blk[r]->scales);
 		}
 		#pragma GCC unroll 8
@@ -157,6 +168,7 @@ INLINE void q6k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 
 		for (int r = 0; r < nr; r++) {
 			blk[r] = (const struct block_q6_K *)(w + (size_t)r * wrow) + b;
+			prefetch_block(blk[r], sizeof(struct block_q6_K));
 			sc[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk[r]->scales));
 		}
 		#pragma GCC unroll 8
