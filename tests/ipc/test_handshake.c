@@ -349,6 +349,35 @@ START_TEST(test_connect_and_identity)
 }
 END_TEST
 
+/* gi_hs_recv_fds: exact fd count or -EPROTO with every received fd closed. */
+START_TEST(test_recv_fds)
+{
+	int before = t_count_fds();
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	int e1 = gi_db_create(), e2 = gi_db_create();
+	const int two[2] = { e1, e2 };
+	char msg[8] = "abcdefg", buf[16];
+	int got[4];
+	ck_assert_int_eq(send_raw(sv[0], msg, sizeof(msg), two, 2), 0);
+	ck_assert_int_eq(gi_hs_recv_fds(sv[1], buf, sizeof(buf), got, 2, 1000), (int)sizeof(msg));
+	ck_assert(fcntl(got[0], F_GETFD) & FD_CLOEXEC);
+	close(got[0]);
+	close(got[1]);
+	ck_assert_int_eq(send_raw(sv[0], msg, sizeof(msg), two, 2), 0);
+	ck_assert_int_eq(gi_hs_recv_fds(sv[1], buf, sizeof(buf), got, 3, 1000), -EPROTO);
+	ck_assert_int_eq(send_raw(sv[0], msg, sizeof(msg), two, 2), 0);
+	ck_assert_int_eq(gi_hs_recv_fds(sv[1], buf, 4, got, 2, 1000), -EPROTO); /* MSG_TRUNC */
+	ck_assert_int_eq(gi_hs_recv_fds(sv[1], buf, sizeof(buf), got, 0, 50), -ETIMEDOUT);
+	close(sv[0]);
+	ck_assert_int_eq(gi_hs_recv_fds(sv[1], buf, sizeof(buf), got, 0, 1000), -ECONNRESET);
+	close(sv[1]);
+	close(e1);
+	close(e2);
+	ck_assert_int_eq(t_count_fds(), before);
+}
+END_TEST
+
 Suite *t_suite(void)
 {
 	Suite *s = suite_create("ipc_handshake");
@@ -358,6 +387,7 @@ Suite *t_suite(void)
 	tcase_add_test(tc, test_welcome_contents);
 	tcase_add_test(tc, test_hello_parse);
 	tcase_add_test(tc, test_negotiate);
+	tcase_add_test(tc, test_recv_fds);
 	tcase_add_test(tc, test_connect_and_identity);
 	suite_add_tcase(s, tc);
 	return s;
