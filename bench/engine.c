@@ -3,10 +3,10 @@
  *
  *   bench-engine [--quick] [--json] [--threads LIST] [--models DIR]
  *
- * For stories260K and TinyLlama-shaped models in Q8_0, Q4_0 and Q4_K_M
+ * For stories260K and TinyLlama-shaped models in Q4_0, Q8_0, Q4_K_M and F16
  * (generated into build/models/ with gi-mkmodel when missing): prefill of 128
- * tokens (and 512 for stories260K), decode at batch 1 and batch 8, at 1 and 2
- * threads. The roofline is the weight bytes a decode step reads per token
+ * tokens (and 512 for stories260K), decode at batch 1 and batch 8 (and 4 and
+ * 16 streams for Q4_0, as llama.cpp was measured), at 1 and 2 threads. The roofline is the weight bytes a decode step reads per token
  * divided by the read bandwidth measured here (a multi-threaded streaming
  * read of a buffer much larger than the caches). Each model runs in its own
  * child process so its peak RSS (VmHWM) is its own. --quick: stories260K. */
@@ -31,15 +31,17 @@ struct model_case {
 	const char *file;   /* under the models dir, or absolute */
 	const char *mktype; /* gi-mkmodel --type, NULL = shipped */
 	double ref_pp, ref_tg, ref_tg8; /* llama.cpp at 2 threads (0 = not measured) */
+	double ref_tg4, ref_tg16;       /* batched decode at 4 and 16 streams; 0 = skip */
 	double ref_tg_t1;               /* at 1 thread */
 	uint32_t decode_tokens;
 };
 
 static const struct model_case cases[] = {
-	{ "stories260K", NULL, NULL, 0, 5100, 0, 7900, 128 },
-	{ "tinyllama Q4_0", "tinyllama-q4_0.gguf", "q4_0", 214, 43.6, 68.3, 0, 32 },
-	{ "tinyllama Q8_0", "tinyllama-q8_0.gguf", "q8_0", 241, 25.9, 0, 0, 32 },
-	{ "tinyllama Q4_K_M", "tinyllama-q4_k_m.gguf", "q4_k_m", 167, 23.0, 0, 0, 32 },
+	{ "stories260K", NULL, NULL, 0, 5100, 0, 0, 0, 7900, 128 },
+	{ "tinyllama Q4_0", "tinyllama-q4_0.gguf", "q4_0", 214, 43.6, 68.3, 53.5, 99.1, 0, 32 },
+	{ "tinyllama Q8_0", "tinyllama-q8_0.gguf", "q8_0", 241, 25.9, 0, 0, 0, 0, 32 },
+	{ "tinyllama Q4_K_M", "tinyllama-q4_k_m.gguf", "q4_k_m", 167, 23.0, 0, 0, 0, 0, 32 },
+	{ "tinyllama F16", "tinyllama-f16.gguf", "f16", 101, 13.1, 0, 0, 0, 0, 16 },
 };
 #define STORIES_PP512_REF 5900.0
 
@@ -113,7 +115,7 @@ static double measure_bandwidth(int threads)
 
 /* ---- measurements ------------------------------------------------------------ */
 
-#define SEQS 8
+#define SEQS 16
 #define MAX_CTX 640
 
 struct bench {
@@ -274,8 +276,12 @@ static int run_model(const struct model_case *c, const char *path, const int *th
 		uint32_t n = quick && !stories ? 8 : c->decode_tokens;
 		int reps = stories ? 10 : 1;
 		emit(fd, c, "tg b1", t, decode(&b, 1, n, reps), t == 2 ? c->ref_tg : c->ref_tg_t1, roof);
-		emit(fd, c, "tg b8", t, decode(&b, SEQS, stories ? n : n / 2, reps),
-		     t == 2 ? c->ref_tg8 : 0, roof * SEQS);
+		if (t == 2 && c->ref_tg4 > 0)
+			emit(fd, c, "tg b4", t, decode(&b, 4, n / 2, reps), c->ref_tg4, roof * 4);
+		emit(fd, c, "tg b8", t, decode(&b, 8, stories ? n : n / 2, reps),
+		     t == 2 ? c->ref_tg8 : 0, roof * 8);
+		if (t == 2 && c->ref_tg16 > 0)
+			emit(fd, c, "tg b16", t, decode(&b, 16, n / 2, reps), c->ref_tg16, roof * 16);
 		kv_cache_free(b.kv);
 		model_free(b.m);
 		free(b.logits);
