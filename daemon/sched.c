@@ -175,11 +175,25 @@ static void heap_remove(struct sched *s, struct sreq *r)
 
 /* ---- create / free ---------------------------------------------------------- */
 
+/* A size-prefixed struct from a newer caller: bytes we do not know must be 0. */
+static bool tail_is_zero(const void *p, size_t known, size_t size)
+{
+	for (size_t i = known; i < size; i++)
+		if (((const unsigned char *)p)[i])
+			return false;
+	return true;
+}
+
 int sched_create(struct model *m, struct kv_cache *kv, const struct sched_opts *o,
 		 struct sched **ret, char *err, size_t errlen)
 {
-	if (!o || o->size < sizeof(*o) || !o->ev || !o->ev->on_done || !o->ev->on_error) {
-		snprintf(err, errlen, "sched_opts: size %zu or events missing", o ? o->size : 0);
+	if (!o || o->size < sizeof(*o) || !tail_is_zero(o, sizeof(*o), o->size)) {
+		snprintf(err, errlen, "sched_opts: size %zu (%zu known, unknown bytes must be 0)",
+			 o ? o->size : 0, sizeof(*o));
+		return -EINVAL;
+	}
+	if (!o->ev || !o->ev->on_done || !o->ev->on_error) {
+		snprintf(err, errlen, "sched_opts: ev, ev->on_done and ev->on_error are required");
 		return -EINVAL;
 	}
 	const struct model_info *mi = model_get_info(m);
@@ -188,6 +202,10 @@ int sched_create(struct model *m, struct kv_cache *kv, const struct sched_opts *
 	uint32_t max_batch = o->max_batch_tokens ? o->max_batch_tokens : 512;
 	uint32_t n_pool = kv_cache_n_blocks(kv);
 	uint32_t ctx = o->ctx ? o->ctx : mi->n_ctx_train;
+	if (n_pool > (1u << 24)) {
+		snprintf(err, errlen, "KV pool of %u blocks, at most %u", n_pool, 1u << 24);
+		return -EINVAL;
+	}
 	if (ctx > n_pool * KV_BLOCK_TOKENS)
 		ctx = n_pool * KV_BLOCK_TOKENS;
 	if (max_req > (1u << 20) || max_run > 4096 || max_batch <= max_run) {
@@ -196,7 +214,7 @@ int sched_create(struct model *m, struct kv_cache *kv, const struct sched_opts *
 		return -EINVAL;
 	}
 	if (ctx < 2) {
-		snprintf(err, errlen, "sched_opts: context of %u tokens (pool of %u blocks)", ctx, n_pool);
+		snprintf(err, errlen, "sched_opts: context of %u tokens (KV pool of %u blocks)", ctx, n_pool);
 		return -EINVAL;
 	}
 	struct sched *s = calloc(1, sizeof(*s));
@@ -240,7 +258,7 @@ int sched_create(struct model *m, struct kv_cache *kv, const struct sched_opts *
 	}
 	for (uint32_t i = 0; i < tt->n && i < TENANT_MAX; i++)
 		sched_tenant_init(&s->ten[i], &tt->t[i]);
-	s->n_tslots = tt->n ? tt->n : 1;
+	s->n_tslots = tt->n == 0 ? 1 : tt->n < TENANT_MAX ? tt->n : TENANT_MAX;
 	*ret = s;
 	return 0;
 }
@@ -287,8 +305,9 @@ static uint32_t blocks_for(uint32_t tokens)
 
 static int check_params(const struct sched *s, const struct sched_req_params *p, char *err, size_t errlen)
 {
-	if (!p || p->size < sizeof(*p)) {
-		snprintf(err, errlen, "params: size %zu, expected %zu", p ? p->size : 0, sizeof(*p));
+	if (!p || p->size < sizeof(*p) || !tail_is_zero(p, sizeof(*p), p->size)) {
+		snprintf(err, errlen, "params: size %zu (%zu known, unknown bytes must be 0)",
+			 p ? p->size : 0, sizeof(*p));
 		return -EINVAL;
 	}
 	if (p->n_prompt == 0 || !p->prompt) {

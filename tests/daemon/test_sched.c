@@ -490,6 +490,13 @@ START_TEST(submit_errors)
 	ck_assert_int_eq(sched_submit(e->s, &p, "default", 1, 0, NULL, err, sizeof(err)), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "stop[0]"));
 	p.n_stop = 0;
+	p.size = sizeof(p) + 8; /* a newer caller's struct: unknown tail bytes must be zero */
+	struct { struct sched_req_params p; uint64_t extra; } big_p = { p, 1 };
+	ck_assert_int_eq(sched_submit(e->s, &big_p.p, "default", 1, 0, NULL, err, sizeof(err)), -EINVAL);
+	big_p.extra = 0;
+	e->rec[9].session = 1;
+	ck_assert_int_eq(sched_submit(e->s, &big_p.p, "default", 1, 9, NULL, err, sizeof(err)), 0);
+	p.size = sizeof(p);
 	ck_assert_int_eq(sched_submit(e->s, &p, "nobody", 1, 0, NULL, err, sizeof(err)), -ENOENT);
 	ck_assert_int_eq(sched_submit(e->s, &p, "closed", 1, 0, NULL, err, sizeof(err)), -EACCES);
 	t_sched_submit(e, &p, "small", 1, 0);
