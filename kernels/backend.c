@@ -1,11 +1,14 @@
-/* Backend-independent parts of the backend interface: the KV pool layout and
- * the checks every backend runs on a graph before accepting it. */
+/* The backend interface's front: picks the backend for a device string,
+ * checks what every backend would check (graph shapes, step sizes), lays out
+ * the KV pool, and dispatches the rest to the backend's table. */
 #include "kernels/backend.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "kernels/backend_impl.h"
 
@@ -110,4 +113,99 @@ int gi_graph_check(const struct gi_graph_desc *d, char *err, size_t errlen)
 			return r;
 	}
 	return 0;
+}
+
+int gi_backend_create(const struct gi_backend_opts *o, struct gi_backend **ret, char *err,
+		      size_t errlen)
+{
+	const char *dev = o && o->size >= sizeof(*o) ? o->device : NULL;
+	int n = o && o->size >= sizeof(*o) ? o->n_threads : 0;
+	if (o && o->size < sizeof(*o)) {
+		snprintf(err, errlen, "backend options: size %zu is smaller than %zu", o->size,
+			 sizeof(*o));
+		return -EINVAL;
+	}
+	if (dev && strcmp(dev, "auto") && strcmp(dev, "cpu")) {
+		int cuda = !strncmp(dev, "cuda", 4);
+		snprintf(err, errlen,
+			 cuda ? "device \"%s\": this build has no GPU backend"
+			      : "device \"%s\" is unknown (auto, cpu, cuda[:N])",
+			 dev);
+		return cuda ? -ENODEV : -EINVAL;
+	}
+	if (n < 0 || n > 1024) {
+		snprintf(err, errlen, "threads %d is out of range (0 = all CPUs, at most 1024)", n);
+		return -EINVAL;
+	}
+	if (!n) {
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+		n = c > 0 ? (int)c : 1;
+	}
+	return cpu_backend_create(n, ret, err, errlen);
+}
+
+void gi_backend_free(struct gi_backend *b)
+{
+	if (b)
+		b->ops->free(b);
+}
+
+const char *gi_backend_name(const struct gi_backend *b)
+{
+	return b->name;
+}
+
+int gi_backend_alloc(struct gi_backend *b, size_t bytes, void **ret)
+{
+	return b->ops->alloc(b, bytes, ret);
+}
+
+void gi_backend_release(struct gi_backend *b, void *mem)
+{
+	if (mem)
+		b->ops->release(b, mem);
+}
+
+int gi_backend_map(struct gi_backend *b, const void *host, size_t bytes, const void **ret)
+{
+	return b->ops->map(b, host, bytes, ret);
+}
+
+int gi_backend_read(struct gi_backend *b, void *dst, const void *src, size_t bytes)
+{
+	return b->ops->read(b, dst, src, bytes);
+}
+
+int gi_backend_sync(struct gi_backend *b)
+{
+	return b->ops->sync(b);
+}
+
+int gi_graph_create(struct gi_backend *b, const struct gi_graph_desc *d, struct gi_graph **ret,
+		    char *err, size_t errlen)
+{
+	int r = gi_graph_check(d, err, errlen);
+	if (r)
+		return r;
+	struct gi_graph *g;
+	if ((r = b->ops->graph_create(b, d, &g, err, errlen)))
+		return r;
+	g->b = b;
+	g->max_tokens = d->max_tokens;
+	g->max_out = d->max_out;
+	*ret = g;
+	return 0;
+}
+
+void gi_graph_free(struct gi_graph *g)
+{
+	if (g)
+		g->b->ops->graph_free(g);
+}
+
+int gi_graph_run(struct gi_graph *g, const struct gi_step *s)
+{
+	if (!s->n_tokens || s->n_tokens > g->max_tokens || s->n_out > g->max_out || !s->kv)
+		return -EINVAL;
+	return g->b->ops->graph_run(g, s);
 }

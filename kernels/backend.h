@@ -29,6 +29,10 @@
  *  - Scratch the backend needs for itself (quantized activations, partial
  *    sums) is sized from the graph at gi_graph_create: a step allocates
  *    nothing.
+ *  - kernels/backend.c is the front: it picks the backend for the device
+ *    string, runs the checks common to all (graph shapes, step sizes) and
+ *    dispatches through the backend's table (backend_impl.h). A CUDA backend
+ *    is one more table; the engine does not change.
  */
 #pragma once
 #include <stdbool.h>

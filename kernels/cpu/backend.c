@@ -6,61 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
-#include "kernels/backend.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/matmul.h"
-
-int gi_backend_create(const struct gi_backend_opts *o, struct gi_backend **ret, char *err,
-		      size_t errlen)
-{
-	const char *dev = o && o->size >= sizeof(*o) ? o->device : NULL;
-	int n = o && o->size >= sizeof(*o) ? o->n_threads : 0;
-	if (dev && strcmp(dev, "auto") && strcmp(dev, "cpu")) {
-		int cuda = !strncmp(dev, "cuda", 4);
-		snprintf(err, errlen, cuda ? "device \"%s\": this build has no GPU backend"
-					   : "device \"%s\" is unknown (auto, cpu, cuda[:N])",
-			 dev);
-		return cuda ? -ENODEV : -EINVAL;
-	}
-	if (n < 0 || n > 1024) {
-		snprintf(err, errlen, "threads %d is out of range (0 = all CPUs, at most 1024)", n);
-		return -EINVAL;
-	}
-	if (!n) {
-		long c = sysconf(_SC_NPROCESSORS_ONLN);
-		n = c > 0 ? (int)c : 1;
-	}
-	struct gi_backend *b = calloc(1, sizeof(*b));
-	if (!b)
-		return -ENOMEM;
-	b->ops = cpu_ops_best();
-	int r = cpu_pool_create(n, &b->pool);
-	if (r) {
-		free(b);
-		snprintf(err, errlen, "cannot start %d CPU threads: %s", n, strerror(-r));
-		return r;
-	}
-	b->n_threads = n;
-	snprintf(b->name, sizeof(b->name), "cpu (%s, %d thread%s)", cpu_simd_level(), n,
-		 n == 1 ? "" : "s");
-	*ret = b;
-	return 0;
-}
-
-void gi_backend_free(struct gi_backend *b)
-{
-	if (!b)
-		return;
-	cpu_pool_free(b->pool);
-	free(b);
-}
-
-const char *gi_backend_name(const struct gi_backend *b)
-{
-	return b->name;
-}
 
 /* Backend memory comes from mmap: zero pages the kernel fills on first touch,
  * so an activation buffer sized for the largest step or a KV pool only
@@ -68,7 +16,7 @@ const char *gi_backend_name(const struct gi_backend *b)
  * the mapping's length. */
 #define MEM_HDR 64
 
-int gi_backend_alloc(struct gi_backend *b, size_t bytes, void **ret)
+static int cpu_alloc(struct gi_backend *b, size_t bytes, void **ret)
 {
 	size_t len = bytes + MEM_HDR;
 	if (len < bytes)
@@ -81,29 +29,67 @@ int gi_backend_alloc(struct gi_backend *b, size_t bytes, void **ret)
 	return 0;
 }
 
-void gi_backend_release(struct gi_backend *b, void *mem)
+static void cpu_release(struct gi_backend *b, void *mem)
 {
-	if (!mem)
-		return;
 	uint8_t *p = (uint8_t *)mem - MEM_HDR;
 	size_t len;
 	memcpy(&len, p, sizeof(len));
 	munmap(p, len);
 }
 
-int gi_backend_map(struct gi_backend *b, const void *host, size_t bytes, const void **ret)
+static int cpu_map(struct gi_backend *b, const void *host, size_t bytes, const void **ret)
 {
 	*ret = host;
 	return 0;
 }
 
-int gi_backend_read(struct gi_backend *b, void *dst, const void *src, size_t bytes)
+static int cpu_read(struct gi_backend *b, void *dst, const void *src, size_t bytes)
 {
 	memcpy(dst, src, bytes);
 	return 0;
 }
 
-int gi_backend_sync(struct gi_backend *b)
+/* Steps run synchronously inside gi_graph_run: nothing is ever queued. */
+static int cpu_sync(struct gi_backend *b)
 {
+	return 0;
+}
+
+static void cpu_free(struct gi_backend *b)
+{
+	struct cpu_backend *c = (struct cpu_backend *)b;
+	cpu_pool_free(c->pool);
+	free(c);
+}
+
+static const struct gi_backend_ops cpu_backend_ops = {
+	.free = cpu_free,
+	.alloc = cpu_alloc,
+	.release = cpu_release,
+	.map = cpu_map,
+	.read = cpu_read,
+	.sync = cpu_sync,
+	.graph_create = cpu_graph_create,
+	.graph_free = cpu_graph_free,
+	.graph_run = cpu_graph_run,
+};
+
+int cpu_backend_create(int n_threads, struct gi_backend **ret, char *err, size_t errlen)
+{
+	struct cpu_backend *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->base.ops = &cpu_backend_ops;
+	c->ops = cpu_ops_best();
+	int r = cpu_pool_create(n_threads, &c->pool);
+	if (r) {
+		free(c);
+		snprintf(err, errlen, "cannot start %d CPU threads: %s", n_threads, strerror(-r));
+		return r;
+	}
+	c->n_threads = n_threads;
+	snprintf(c->base.name, sizeof(c->base.name), "cpu (%s, %d thread%s)", cpu_simd_level(),
+		 n_threads, n_threads == 1 ? "" : "s");
+	*ret = &c->base;
 	return 0;
 }

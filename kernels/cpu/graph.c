@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/backend.h"
-#include "kernels/backend_impl.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/matmul.h"
 
@@ -25,12 +23,12 @@
 #define ATT_CHUNK 16   /* keys scored at once */
 #define ATT_CACHE 4096 /* contexts up to this keep their scores between passes */
 
-struct gi_graph {
-	struct gi_backend *b;
+struct cpu_graph {
+	struct gi_graph base;
+	struct cpu_backend *b;
 	struct gi_node *nodes;
 	uint32_t n_nodes;
 	struct gi_attn_params attn;
-	uint32_t max_tokens, max_out;
 	uint64_t macs_tok, macs_out; /* matmul multiply-adds per token / per out row */
 	uint32_t n_attn;             /* ATTN nodes (layers) */
 	uint8_t *xq[GI_MATMUL_MAX];  /* converted activations, one per weight type of a node */
@@ -59,14 +57,14 @@ static void share(uint64_t work, uint32_t rows, int ith, int nth, uint32_t *a, u
 	split(rows, ith, nth, a, b);
 }
 
-static uint32_t node_rows(const struct gi_graph *g, const struct gi_node *n)
+static uint32_t node_rows(const struct cpu_graph *g, const struct gi_node *n)
 {
 	return n->rows == GI_ROWS_OUT ? g->s->n_out : g->s->n_tokens;
 }
 
 /* ---- per-op executors ------------------------------------------------------ */
 
-static void exec_embed(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
+static void exec_embed(struct cpu_graph *g, const struct gi_node *n, int ith, int nth)
 {
 	const struct gi_mat *w = &n->embed.w;
 	size_t rb = gi_type_row_bytes(w->type, w->k);
@@ -82,7 +80,7 @@ static void exec_embed(struct gi_graph *g, const struct gi_node *n, int ith, int
 	}
 }
 
-static void exec_rmsnorm(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
+static void exec_rmsnorm(struct cpu_graph *g, const struct gi_node *n, int ith, int nth)
 {
 	uint32_t dim = n->rmsnorm.dim, rows = node_rows(g, n), a, b;
 	share((uint64_t)rows * dim, rows, ith, nth, &a, &b);
@@ -93,7 +91,7 @@ static void exec_rmsnorm(struct gi_graph *g, const struct gi_node *n, int ith, i
 	}
 }
 
-static void exec_silu_mul(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
+static void exec_silu_mul(struct cpu_graph *g, const struct gi_node *n, int ith, int nth)
 {
 	uint32_t dim = n->silu_mul.dim, rows = node_rows(g, n), a, b;
 	share((uint64_t)rows * dim, rows, ith, nth, &a, &b);
@@ -113,9 +111,9 @@ static uint32_t xq_slot(const struct gi_node *n, uint32_t i)
 	return i;
 }
 
-static void exec_matmul(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
+static void exec_matmul(struct cpu_graph *g, const struct gi_node *n, int ith, int nth)
 {
-	const struct gi_backend *be = g->b;
+	const struct cpu_backend *be = g->b;
 	uint32_t m = node_rows(g, n), k = n->matmul.w[0].k, ntot = 0, a, b;
 	for (uint32_t i = 0; i < n->matmul.n_mat; i++)
 		ntot += n->matmul.w[i].n;
@@ -162,7 +160,7 @@ static uint8_t *kv_block(const struct gi_kv_pool *kv, void *base, uint32_t layer
 }
 
 /* Stores K and V of one token at SLOT of a block, in the pool's layout. */
-static void kv_store(const struct gi_graph *g, const struct gi_kv_pool *kv, uint8_t *kb,
+static void kv_store(const struct cpu_graph *g, const struct gi_kv_pool *kv, uint8_t *kb,
 		     uint8_t *vb, uint32_t slot, const float *k, const float *v, float *tmp)
 {
 	uint32_t hd = kv->head_dim, bt = kv->block_tokens, kd = kv->n_head_kv * hd;
@@ -186,7 +184,7 @@ static void kv_store(const struct gi_graph *g, const struct gi_kv_pool *kv, uint
 	}
 }
 
-static void exec_rope_kv(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
+static void exec_rope_kv(struct cpu_graph *g, const struct gi_node *n, int ith, int nth)
 {
 	const struct gi_attn_params *p = &g->attn;
 	const struct gi_step *s = g->s;
@@ -229,7 +227,7 @@ static void chunk_at(const struct gi_kv_pool *kv, uint32_t layer, uint32_t h, ui
 }
 
 /* Scaled scores of query QJ against the keys of chunk C. */
-static void chunk_scores(const struct gi_graph *g, const float *qj, const struct chunk *c,
+static void chunk_scores(const struct cpu_graph *g, const float *qj, const struct chunk *c,
 			 float *sc)
 {
 	const struct gi_kv_pool *kv = g->s->kv;
@@ -240,7 +238,7 @@ static void chunk_scores(const struct gi_graph *g, const float *qj, const struct
 }
 
 /* out += the values of chunk C weighted by W. */
-static void chunk_values(const struct gi_graph *g, float *out, const float *w,
+static void chunk_values(const struct cpu_graph *g, float *out, const float *w,
 			 const struct chunk *c)
 {
 	const struct gi_kv_pool *kv = g->s->kv;
@@ -253,7 +251,7 @@ static void chunk_values(const struct gi_graph *g, float *out, const float *w,
 /* Attention of query QJ (already rounded for an F16 pool) over the context
  * [0, ctx) when its scores fit the row cache SC: all scores, one softmax over
  * the row, then the weighted values. */
-static void attn_cached(const struct gi_graph *g, const struct gi_step_seq *sq, uint32_t layer,
+static void attn_cached(const struct cpu_graph *g, const struct gi_step_seq *sq, uint32_t layer,
 			uint32_t h, uint32_t ctx, const float *qj, float *oj, float *sc)
 {
 	const struct gi_kv_pool *kv = g->s->kv;
@@ -277,7 +275,7 @@ static void attn_cached(const struct gi_graph *g, const struct gi_step_seq *sq, 
 /* The same for a context too long for the cache: a first pass for the
  * running maximum and sum, a second recomputing the scores chunk by chunk
  * (E holds ATT_CHUNK) to weight the values. */
-static void attn_long(const struct gi_graph *g, const struct gi_step_seq *sq, uint32_t layer,
+static void attn_long(const struct cpu_graph *g, const struct gi_step_seq *sq, uint32_t layer,
 		      uint32_t h, uint32_t ctx, const float *qj, float *oj, float *e)
 {
 	const struct gi_kv_pool *kv = g->s->kv;
@@ -314,7 +312,7 @@ static void attn_long(const struct gi_graph *g, const struct gi_step_seq *sq, ui
  * numerics are those of ggml's (non-flash) attention, which the golden
  * outputs were made with: the query is rounded to F16 for the K product and
  * the normalised probabilities are rounded to F16 for the V product. */
-static void attn_item(struct gi_graph *g, const struct gi_node *n, uint32_t t, uint32_t h,
+static void attn_item(struct cpu_graph *g, const struct gi_node *n, uint32_t t, uint32_t h,
 		      float *scr)
 {
 	const struct gi_attn_params *p = &g->attn;
@@ -339,7 +337,7 @@ static void attn_item(struct gi_graph *g, const struct gi_node *n, uint32_t t, u
 	}
 }
 
-static void exec_attn(struct gi_graph *g, const struct gi_node *n, int ith, int nth)
+static void exec_attn(struct cpu_graph *g, const struct gi_node *n, int ith, int nth)
 {
 	uint32_t nkv = g->attn.n_head_kv, items = g->s->n_tokens * nkv;
 	float *scr = g->thr + (size_t)ith * g->thr_stride;
@@ -350,7 +348,7 @@ static void exec_attn(struct gi_graph *g, const struct gi_node *n, int ith, int 
 
 static void run_step(void *arg, int ith, int nth)
 {
-	struct gi_graph *g = arg;
+	struct cpu_graph *g = arg;
 	for (uint32_t i = 0; i < g->n_nodes; i++) {
 		const struct gi_node *n = &g->nodes[i];
 		switch (n->op) {
@@ -382,19 +380,15 @@ static void run_step(void *arg, int ith, int nth)
 
 /* ---- graph lifetime and runs ------------------------------------------------ */
 
-int gi_graph_create(struct gi_backend *b, const struct gi_graph_desc *d, struct gi_graph **ret,
-		    char *err, size_t errlen)
+int cpu_graph_create(struct gi_backend *base, const struct gi_graph_desc *d, struct gi_graph **ret,
+		     char *err, size_t errlen)
 {
-	int r = gi_graph_check(d, err, errlen);
-	if (r)
-		return r;
-	struct gi_graph *g = calloc(1, sizeof(*g));
+	struct cpu_backend *b = (struct cpu_backend *)base;
+	struct cpu_graph *g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
 	g->b = b;
 	g->attn = d->attn;
-	g->max_tokens = d->max_tokens;
-	g->max_out = d->max_out;
 	g->n_nodes = d->n_nodes;
 	g->nodes = malloc(d->n_nodes * sizeof(*g->nodes));
 	if (!g->nodes)
@@ -424,40 +418,38 @@ int gi_graph_create(struct gi_backend *b, const struct gi_graph_desc *d, struct 
 	const struct gi_attn_params *a = &d->attn;
 	/* attention: score cache, one chunk's weights, the rounded query;
 	 * rope: cos and sin, and a K row in F16 */
-	size_t st = ATT_CACHE + ATT_CHUNK + a->head_dim;
-	st = st > a->head_dim + a->n_head_kv * a->head_dim ? st : a->head_dim + a->n_head_kv * a->head_dim;
+	size_t st = ATT_CACHE + ATT_CHUNK + a->head_dim, rope = (size_t)a->head_dim * (1 + a->n_head_kv);
+	st = st > rope ? st : rope;
 	g->thr_stride = (st + 15) & ~(size_t)15;
 	g->xq_bytes = (g->xq_bytes + 63) & ~(size_t)63;
-	if (gi_backend_alloc(b, g->xq_bytes * GI_MATMUL_MAX, (void **)&g->xq[0]) ||
-	    gi_backend_alloc(b, acc * sizeof(float), (void **)&g->acc) ||
-	    gi_backend_alloc(b, g->thr_stride * sizeof(float) * (size_t)b->n_threads,
+	if (gi_backend_alloc(base, g->xq_bytes * GI_MATMUL_MAX, (void **)&g->xq[0]) ||
+	    gi_backend_alloc(base, acc * sizeof(float), (void **)&g->acc) ||
+	    gi_backend_alloc(base, g->thr_stride * sizeof(float) * (size_t)b->n_threads,
 			     (void **)&g->thr))
 		goto nomem;
 	for (int i = 1; i < GI_MATMUL_MAX; i++)
 		g->xq[i] = g->xq[0] + (size_t)i * g->xq_bytes;
-	*ret = g;
+	*ret = &g->base;
 	return 0;
 nomem:
-	gi_graph_free(g);
+	cpu_graph_free(&g->base);
 	snprintf(err, errlen, "graph: out of memory for scratch");
 	return -ENOMEM;
 }
 
-void gi_graph_free(struct gi_graph *g)
+void cpu_graph_free(struct gi_graph *base)
 {
-	if (!g)
-		return;
-	gi_backend_release(g->b, g->xq[0]);
-	gi_backend_release(g->b, g->acc);
-	gi_backend_release(g->b, g->thr);
+	struct cpu_graph *g = (struct cpu_graph *)base;
+	gi_backend_release(&g->b->base, g->xq[0]);
+	gi_backend_release(&g->b->base, g->acc);
+	gi_backend_release(&g->b->base, g->thr);
 	free(g->nodes);
 	free(g);
 }
 
-int gi_graph_run(struct gi_graph *g, const struct gi_step *s)
+int cpu_graph_run(struct gi_graph *base, const struct gi_step *s)
 {
-	if (!s->n_tokens || s->n_tokens > g->max_tokens || s->n_out > g->max_out || !s->kv)
-		return -EINVAL;
+	struct cpu_graph *g = (struct cpu_graph *)base;
 	uint64_t work = s->n_tokens * g->macs_tok + s->n_out * g->macs_out;
 	uint64_t per_key = 2ull * g->attn.n_head * g->attn.head_dim * g->n_attn;
 	for (uint32_t t = 0; t < s->n_tokens && work < STEP_SMALL_MACS; t++)
