@@ -287,6 +287,12 @@ int model_load(const char *path, const struct model_opts *o, struct model **ret,
 		snprintf(err, errlen, "model_opts: size %zu is smaller than %zu", o->size, sizeof(*o));
 		return -EINVAL;
 	}
+	/* a newer caller's options: fields this version does not know must be zero */
+	for (size_t i = sizeof(*o); o && i < o->size; i++)
+		if (((const uint8_t *)o)[i]) {
+			snprintf(err, errlen, "model_opts: unknown non-zero byte at offset %zu", i);
+			return -EINVAL;
+		}
 	struct model *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;

@@ -125,6 +125,11 @@ int gi_backend_create(const struct gi_backend_opts *o, struct gi_backend **ret, 
 			 sizeof(*o));
 		return -EINVAL;
 	}
+	for (size_t i = sizeof(*o); o && i < o->size; i++)
+		if (((const uint8_t *)o)[i]) {
+			snprintf(err, errlen, "backend options: unknown non-zero byte at offset %zu", i);
+			return -EINVAL;
+		}
 	if (dev && strcmp(dev, "auto") && strcmp(dev, "cpu")) {
 		int cuda = !strncmp(dev, "cuda", 4);
 		snprintf(err, errlen,

@@ -394,6 +394,22 @@ START_TEST(missing_file)
 	ck_assert_int_lt(model_load(t_shared("models/stories260K.gguf"), &o, &m, err, sizeof(err)), 0);
 	ck_assert_msg(strstr(err, "cuda:0"), "%s", err);
 	model_free(NULL);
+
+	/* size-prefixed options: too small, or a longer struct with unknown bytes */
+	struct {
+		struct model_opts o;
+		uint64_t future;
+	} big = { .o = { .size = sizeof(big), .n_threads = 1 } };
+	o = (struct model_opts){ .size = sizeof(o) - 1 };
+	ck_assert_int_eq(model_load(t_shared("models/stories260K.gguf"), &o, &m, err, sizeof(err)),
+			 -EINVAL);
+	ck_assert_int_eq(model_load(t_shared("models/stories260K.gguf"), &big.o, &m, err,
+				    sizeof(err)), 0);
+	model_free(m);
+	big.future = 1;
+	ck_assert_int_eq(model_load(t_shared("models/stories260K.gguf"), &big.o, &m, err,
+				    sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "offset"), "%s", err);
 }
 END_TEST
 
