@@ -77,7 +77,9 @@ int gi_graph_check(const struct gi_graph_desc *d, char *err, size_t errlen)
 				r = -EINVAL;
 			break;
 		case GI_OP_MATMUL:
-			if (!n->matmul.src || !n->matmul.n_mat || n->matmul.n_mat > GI_MATMUL_MAX)
+			/* accumulate: one weight (its partial sums share a buffer) */
+			if (!n->matmul.src || !n->matmul.n_mat || n->matmul.n_mat > GI_MATMUL_MAX ||
+			    (n->matmul.accumulate && n->matmul.n_mat > 1))
 				r = -EINVAL;
 			for (uint32_t j = 0; !r && j < n->matmul.n_mat; j++) {
 				r = mat_ok(&n->matmul.w[j], i, "matmul", err, errlen);

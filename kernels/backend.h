@@ -120,7 +120,7 @@ struct gi_node {
 			struct gi_mat w[GI_MATMUL_MAX]; /* all with the same k */
 			const float *bias[GI_MATMUL_MAX]; /* NULL or w[i].n floats */
 			float *dst[GI_MATMUL_MAX]; /* rows of w[i].n floats */
-			bool accumulate;           /* dst += W src instead of dst = W src */
+			bool accumulate;           /* dst += W src (n_mat 1) instead of dst = W src */
 		} matmul;
 		struct {
 			float *q, *k;   /* rows of n_head*head_dim, n_head_kv*head_dim */
