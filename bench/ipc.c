@@ -447,8 +447,16 @@ int main(int argc, char **argv)
 		       d.p50, d.p99, d.p999, ow, owv, cpu_client, cpu_server);
 		return 0;
 	}
-	printf("bench-ipc: 64-byte messages between two processes, %s\n",
-	       cpu_client < 0 ? "not pinned" : "pinned to two CPUs");
+	char load[64] = "?";
+	FILE *lf = fopen("/proc/loadavg", "r");
+	if (lf) {
+		if (!fgets(load, sizeof(load), lf))
+			strcpy(load, "?");
+		fclose(lf);
+		load[strcspn(load, "\n")] = 0;
+	}
+	printf("bench-ipc: 64-byte messages between two processes, %s; loadavg after the run: %s\n",
+	       cpu_client < 0 ? "not pinned" : "pinned to two CPUs", load);
 	if (cpu_client >= 0)
 		printf("client on CPU %d, echo side on CPU %d\n", cpu_client, cpu_server);
 	printf("%-44s %9s %9s %9s %8s %8s\n", "round trip (us)", "p50", "p99", "p99.9", "p50/(c)", "p99/(c)");
