@@ -65,6 +65,12 @@ START_TEST(test_region_seals)
 	ck_assert_int_eq(gi_region_create(&params, &fd, &d), 0);
 	int seals = fcntl(fd, F_GET_SEALS);
 	ck_assert_int_eq(seals & GI_REGION_SEALS, GI_REGION_SEALS);
+	/* Where the kernel has MFD_NOEXEC_SEAL (6.3+), the region uses it. */
+	int probe = memfd_create("probe", MFD_CLOEXEC | 0x0008u /* MFD_NOEXEC_SEAL */);
+	if (probe >= 0) {
+		ck_assert_int_eq(seals & 0x0020 /* F_SEAL_EXEC */, 0x0020);
+		close(probe);
+	}
 	ck_assert_int_eq(gi_region_attach(fd, &d.layout, 42, &c), 0);
 	/* The client cannot resize or re-seal the memfd. */
 	ck_assert_int_lt(ftruncate(fd, 4096), 0);
