@@ -1,12 +1,12 @@
 /* Token sampling with llama.cpp's semantics and default order: penalties,
  * top-k, top-p, min-p, temperature, then a draw from the softmax (or argmax
- * when the temperature is <= 0). Every buffer is allocated at creation; a
- * call only touches the candidates it keeps, and the full-vocabulary passes
- * (max, threshold scan, exp-sum) use SSE2 four floats at a time. */
+ * when the temperature is <= 0). Every buffer is allocated at creation and
+ * nothing sorts the whole vocabulary: top-k reads only the blocks that can
+ * hold a winner, top-p sorts only the histogram bucket where its mass is
+ * reached. The vocabulary-wide passes are SIMD (sampler_vec.c). */
 #include <errno.h>
-#include <stdbool.h>
-#include <float.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,7 +370,9 @@ static size_t top_p_sorted(struct sampler *s, size_t n, float max, float p)
 static int bucket_of(float max, float l)
 {
 	float d = (max - l) * TOPP_SCALE;
-	return d < TOPP_BUCKETS - 1 ? (int)d : TOPP_BUCKETS - 1;
+	if (d < TOPP_BUCKETS - 1) /* false for NaN */
+		return d > 0.0f ? (int)d : 0;
+	return TOPP_BUCKETS - 1;
 }
 
 /* Candidates with a logit of at least TH, in id order. */

@@ -78,12 +78,14 @@ static float sse_max(const float *x, size_t n)
 {
 	size_t i = 0;
 	/* Four independent chains hide the latency of maxps. */
+	/* maxps returns its second operand when either is NaN: the loads go
+	 * first so a NaN never enters the accumulators. */
 	__m128 m0 = _mm_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
 	for (; i + 16 <= n; i += 16) {
-		m0 = _mm_max_ps(m0, _mm_loadu_ps(x + i));
-		m1 = _mm_max_ps(m1, _mm_loadu_ps(x + i + 4));
-		m2 = _mm_max_ps(m2, _mm_loadu_ps(x + i + 8));
-		m3 = _mm_max_ps(m3, _mm_loadu_ps(x + i + 12));
+		m0 = _mm_max_ps(_mm_loadu_ps(x + i), m0);
+		m1 = _mm_max_ps(_mm_loadu_ps(x + i + 4), m1);
+		m2 = _mm_max_ps(_mm_loadu_ps(x + i + 8), m2);
+		m3 = _mm_max_ps(_mm_loadu_ps(x + i + 12), m3);
 	}
 	float m = hmax4(_mm_max_ps(_mm_max_ps(m0, m1), _mm_max_ps(m2, m3)));
 	return scalar_max(x + i, n - i, m);
@@ -155,10 +157,10 @@ __attribute__((target("avx2,fma"))) static float avx2_max(const float *x, size_t
 	size_t i = 0;
 	__m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
 	for (; i + 32 <= n; i += 32) {
-		m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + i));
-		m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + i + 8));
-		m2 = _mm256_max_ps(m2, _mm256_loadu_ps(x + i + 16));
-		m3 = _mm256_max_ps(m3, _mm256_loadu_ps(x + i + 24));
+		m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), m0);
+		m1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), m1);
+		m2 = _mm256_max_ps(_mm256_loadu_ps(x + i + 16), m2);
+		m3 = _mm256_max_ps(_mm256_loadu_ps(x + i + 24), m3);
 	}
 	float t[8], r = -INFINITY;
 	_mm256_storeu_ps(t, _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
@@ -203,11 +205,13 @@ __attribute__((target("avx2,fma"))) static void avx2_block_max(const float *x, s
 	size_t b = 0, i = 0;
 
 	for (; i + SMP_BLOCK <= n; i += SMP_BLOCK, b++) {
-		__m256 m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i + 8));
-		__m256 m1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(x + i + 24));
-		__m256 m2 = _mm256_max_ps(_mm256_loadu_ps(x + i + 32), _mm256_loadu_ps(x + i + 40));
-		__m256 m3 = _mm256_max_ps(_mm256_loadu_ps(x + i + 48), _mm256_loadu_ps(x + i + 56));
-		__m256 m = _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3));
+		/* two chains from -inf, loads first: NaNs are skipped */
+		__m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+		for (size_t j = 0; j < SMP_BLOCK; j += 16) {
+			m0 = _mm256_max_ps(_mm256_loadu_ps(x + i + j), m0);
+			m1 = _mm256_max_ps(_mm256_loadu_ps(x + i + j + 8), m1);
+		}
+		__m256 m = _mm256_max_ps(m0, m1);
 		__m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
 		h = _mm_max_ps(h, _mm_movehl_ps(h, h));
 		h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));

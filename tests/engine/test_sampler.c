@@ -131,6 +131,32 @@ START_TEST(top_k_exact_set)
 }
 END_TEST
 
+/* NaN logits (a broken model) give some in-range token, never a crash. */
+START_TEST(nan_logits)
+{
+	const uint32_t n = 5000;
+	float *l = malloc(n * sizeof(*l));
+	const struct {
+		float temp, top_p, min_p;
+		int32_t top_k;
+	} c[] = { { 0, 1, 0, 0 }, { 1, 1, 0, 0 }, { 1, 1, 0, 40 }, { 1, 0.9f, 0, 0 },
+		  { 1, 1, 0.1f, 0 }, { 0.7f, 0.9f, 0.05f, 40 } };
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct sampler *s = make(c[i].temp, c[i].top_k, c[i].top_p, c[i].min_p, 1, n);
+		for (int pass = 0; pass < 3; pass++) {
+			fill_logits(l, n, (uint32_t)pass);
+			for (uint32_t j = 0; j < n; j += pass == 2 ? 1 : 7)
+				l[j] = NAN;
+			float lp;
+			int32_t t = sampler_sample(s, l, NULL, 0, &lp);
+			ck_assert_msg(t >= 0 && (uint32_t)t < n, "config %zu pass %d: token %d", i, pass, t);
+		}
+		sampler_free(s);
+	}
+	free(l);
+}
+END_TEST
+
 START_TEST(seed_reproducible)
 {
 	const uint32_t n = 1000;
@@ -418,6 +444,7 @@ Suite *t_suite(void)
 	tcase_add_test(tc, greedy_is_argmax);
 	tcase_add_test(tc, top_k_1_is_greedy);
 	tcase_add_loop_test(tc, top_k_exact_set, 0, 2);
+	tcase_add_test(tc, nan_logits);
 	tcase_add_test(tc, seed_reproducible);
 	tcase_add_test(tc, distribution);
 	tcase_add_test(tc, top_p_sets);
