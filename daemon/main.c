@@ -111,8 +111,9 @@ static int bind_socket(const struct gid_config *c, char *err, size_t errlen)
 	return fd;
 }
 
-/* KV blocks: --kv-mb, else enough for max_running full contexts, within
- * a fraction of the memory available now. */
+/* KV blocks: --kv-mb, else a full context for every session (max_sessions;
+ * what is not held by running sequences serves as prefix cache), within a
+ * fraction of the memory available now. */
 static uint32_t size_kv(const struct gid_config *c, const struct model_info *mi, uint32_t ctx)
 {
 	uint64_t per_seq = (ctx + KV_BLOCK_TOKENS - 1) / KV_BLOCK_TOKENS;
@@ -120,7 +121,7 @@ static uint32_t size_kv(const struct gid_config *c, const struct model_info *mi,
 	if (c->kv_mb) {
 		n = (uint64_t)c->kv_mb * 1024 * 1024 / mi->kv_bytes_per_block;
 	} else {
-		n = per_seq * c->max_running;
+		n = per_seq * c->max_sessions;
 		uint64_t cap = mem_available() / KV_MEM_FRACTION / mi->kv_bytes_per_block;
 		if (cap && n > cap)
 			n = cap > per_seq ? cap : per_seq;
