@@ -6,6 +6,7 @@
  * time: memory stays small whatever the model size, and the output is a
  * function of the options and the seed only. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,9 +24,11 @@
 #define WEIGHT_STD 0.02f
 #define CHUNK_ELEMS (1u << 18)
 #define N_BASE_TOKENS 259 /* <unk> <s> </s> and 256 byte tokens */
+#define MAX_THREADS 64
 
 struct config {
 	uint32_t dim, layers, heads, kv_heads, ffn, ctx, vocab;
+	uint32_t threads;
 	const char *type_name;
 	const char *vocab_path;
 	const char *out;
@@ -68,10 +71,15 @@ static enum gi_type role_type(const struct type_choice *tc, enum role r)
 
 /* ---- random numbers ------------------------------------------------------------ */
 
-/* splitmix64: one add and a few multiply-xorshifts per 64 random bits. */
+/* splitmix64: one add and a few multiply-xorshifts per 64 random bits. The
+ * state is a counter stepped by RNG_GAMMA, so a chunk of a tensor can start
+ * at draw i directly (state + i * RNG_GAMMA): threads generating chunks
+ * produce the same bytes as one thread generating them in order. */
+#define RNG_GAMMA 0x9e3779b97f4a7c15ull
+
 static uint64_t rng_next(uint64_t *s)
 {
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	uint64_t z = (*s += RNG_GAMMA);
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
 	return z ^ (z >> 31);
@@ -141,26 +149,61 @@ static size_t list_tensors(const struct config *c, const struct type_choice *tc,
 	return n;
 }
 
-/* Generates, quantizes and writes one tensor a chunk of rows at a time. */
+/* One chunk of rows of one tensor, generated and quantized by a thread. */
+struct chunk {
+	const struct tensor_spec *t;
+	uint64_t rng;   /* state before the chunk's first draw */
+	size_t n;       /* elements */
+	float *x;
+	uint8_t *q;
+	pthread_t thread;
+	bool started;
+};
+
+static void *make_chunk(void *arg)
+{
+	struct chunk *ck = arg;
+	if (ck->t->role == ROLE_NORM)
+		for (size_t i = 0; i < ck->n; i++)
+			ck->x[i] = 1.0f;
+	else
+		fill_normal(&ck->rng, ck->x, ck->n, WEIGHT_STD);
+	gi_quantize_row(ck->t->type, ck->x, ck->q, ck->n);
+	return NULL;
+}
+
+/* Generates, quantizes and writes one tensor, N_CK chunks of rows at a time
+ * (one per thread), in order. */
 static int write_tensor(struct gguf_writer *w, FILE *f, const struct tensor_spec *t,
-			uint64_t seed, float *x, uint8_t *q)
+			uint64_t seed, struct chunk *ck, int n_ck)
 {
 	size_t row_elems = t->ne[0];
 	size_t row_bytes = gi_type_row_bytes(t->type, row_elems);
 	size_t chunk_rows = CHUNK_ELEMS / row_elems ? CHUNK_ELEMS / row_elems : 1;
-	uint64_t s = name_seed(seed, t->name);
-	for (uint64_t r0 = 0; r0 < t->ne[1]; r0 += chunk_rows) {
-		size_t rows = t->ne[1] - r0 < chunk_rows ? t->ne[1] - r0 : chunk_rows;
-		size_t n = rows * row_elems;
-		if (t->role == ROLE_NORM)
-			for (size_t i = 0; i < n; i++)
-				x[i] = 1.0f;
-		else
-			fill_normal(&s, x, n, WEIGHT_STD);
-		gi_quantize_row(t->type, x, q, n);
-		int r = gguf_writer_write_data(w, f, q, rows * row_bytes);
-		if (r < 0)
-			return r;
+	uint64_t base = name_seed(seed, t->name);
+	for (uint64_t r0 = 0; r0 < t->ne[1];) {
+		int k = 0;
+		for (; k < n_ck && r0 < t->ne[1]; k++) {
+			size_t rows = t->ne[1] - r0 < chunk_rows ? t->ne[1] - r0 : chunk_rows;
+			ck[k].t = t;
+			ck[k].rng = base + r0 * row_elems * RNG_GAMMA;
+			ck[k].n = rows * row_elems;
+			/* chunk 0 runs here; a thread that cannot start runs here too */
+			ck[k].started = k > 0 && pthread_create(&ck[k].thread, NULL, make_chunk, &ck[k]) == 0;
+			r0 += rows;
+		}
+		make_chunk(&ck[0]);
+		for (int i = 1; i < k; i++) {
+			if (ck[i].started)
+				pthread_join(ck[i].thread, NULL);
+			else
+				make_chunk(&ck[i]);
+		}
+		for (int i = 0; i < k; i++) {
+			int r = gguf_writer_write_data(w, f, ck[i].q, ck[i].n / row_elems * row_bytes);
+			if (r < 0)
+				return r;
+		}
 	}
 	return 0;
 }
@@ -329,18 +372,27 @@ static int check_shapes(const struct config *c, const struct tensor_spec *ts, si
 }
 
 static int write_file(struct gguf_writer *w, FILE *f, const struct tensor_spec *ts, size_t n,
-		      uint64_t seed, size_t max_row)
+		      uint64_t seed, size_t max_row, int n_threads)
 {
 	size_t buf_elems = CHUNK_ELEMS > max_row ? CHUNK_ELEMS : max_row;
-	float *x = malloc(buf_elems * sizeof(float));
-	uint8_t *q = malloc(buf_elems * sizeof(float));
-	int r = x && q ? gguf_writer_write_header(w, f) : -ENOMEM;
+	struct chunk ck[MAX_THREADS] = { 0 };
+	int r = 0;
+	for (int i = 0; i < n_threads && r == 0; i++) {
+		ck[i].x = malloc(buf_elems * sizeof(float));
+		ck[i].q = malloc(buf_elems * sizeof(float)); /* no type takes more */
+		if (!ck[i].x || !ck[i].q)
+			r = -ENOMEM;
+	}
+	if (r == 0)
+		r = gguf_writer_write_header(w, f);
 	for (size_t i = 0; i < n && r == 0; i++)
-		r = write_tensor(w, f, &ts[i], seed, x, q);
+		r = write_tensor(w, f, &ts[i], seed, ck, n_threads);
 	if (r == 0)
 		r = gguf_writer_finish(w, f);
-	free(x);
-	free(q);
+	for (int i = 0; i < n_threads; i++) {
+		free(ck[i].x);
+		free(ck[i].q);
+	}
 	return r;
 }
 
@@ -392,7 +444,7 @@ static int write_model(struct config *c, const struct type_choice *tc)
 		goto out;
 	}
 	setvbuf(f, NULL, _IOFBF, 1 << 20);
-	r = write_file(w, f, ts, n, c->seed, max_row);
+	r = write_file(w, f, ts, n, c->seed, max_row, (int)c->threads);
 	if (fclose(f) != 0 && r == 0)
 		r = -errno;
 	if (r == 0 && rename(tmp, c->out) != 0)
@@ -413,7 +465,7 @@ out:
 static const char usage[] =
 	"usage: gi-mkmodel --out PATH [--preset small|tinyllama] [--type TYPE] [--seed N]\n"
 	"                  [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N]\n"
-	"                  [--ctx N] [--vocab-size N | --vocab GGUF] [--name NAME]\n"
+	"                  [--ctx N] [--vocab-size N | --vocab GGUF] [--name NAME] [--threads N]\n"
 	"Writes a llama-architecture GGUF with seeded random weights.\n"
 	"  --preset small      dim 256, 2 layers, 8 heads, 4 kv heads, ffn 768, vocab 512, ctx 512 (default)\n"
 	"  --preset tinyllama  dim 2048, 22 layers, 32 heads, 4 kv heads, ffn 5632, vocab 32000, ctx 2048\n"
@@ -421,7 +473,9 @@ static const char usage[] =
 	"                      q4_k_m: q6_k for output, ffn_down and attn_v, q4_k elsewhere)\n"
 	"  --vocab GGUF        copy the tokenizer.* keys of GGUF (its token count sets the vocab size);\n"
 	"                      without it a synthetic byte-level SentencePiece vocabulary is made\n"
-	"  --seed N            weights are a function of the seed (default 1)\n";
+	"  --seed N            weights are a function of the seed (default 1)\n"
+	"  --threads N         generate and quantize on N threads (default: online CPUs, at most 64);\n"
+	"                      the file does not depend on N\n";
 
 static int parse_u32(const char *opt, const char *v, uint32_t *ret)
 {
@@ -439,10 +493,10 @@ static int parse_u32(const char *opt, const char *v, uint32_t *ret)
 static int set_preset(struct config *c, const char *name)
 {
 	if (strcmp(name, "small") == 0)
-		*c = (struct config){ 256, 2, 8, 4, 768, 512, 512, c->type_name, c->vocab_path,
-				      c->out, c->name, c->seed, c->vocab_set };
+		*c = (struct config){ 256, 2, 8, 4, 768, 512, 512, c->threads, c->type_name,
+				      c->vocab_path, c->out, c->name, c->seed, c->vocab_set };
 	else if (strcmp(name, "tinyllama") == 0)
-		*c = (struct config){ 2048, 22, 32, 4, 5632, 2048, 32000, c->type_name,
+		*c = (struct config){ 2048, 22, 32, 4, 5632, 2048, 32000, c->threads, c->type_name,
 				      c->vocab_path, c->out, c->name, c->seed, c->vocab_set };
 	else {
 		fprintf(stderr, "gi-mkmodel: --preset: unknown preset '%s' (small, tinyllama)\n", name);
@@ -475,6 +529,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 		else if (strcmp(o, "--kv-heads") == 0) field = &c->kv_heads;
 		else if (strcmp(o, "--ffn") == 0) field = &c->ffn;
 		else if (strcmp(o, "--ctx") == 0) field = &c->ctx;
+		else if (strcmp(o, "--threads") == 0) field = &c->threads;
 		else if (strcmp(o, "--vocab-size") == 0) {
 			field = &c->vocab;
 			c->vocab_set = true;
@@ -508,11 +563,17 @@ static int parse_args(int argc, char **argv, struct config *c)
 
 int main(int argc, char **argv)
 {
-	struct config c = { .type_name = "f32", .seed = 1 };
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	struct config c = { .type_name = "f32", .seed = 1,
+			    .threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (uint32_t)cpus };
 	set_preset(&c, "small");
 	int r = parse_args(argc, argv, &c);
 	if (r != 0)
 		return r < 0 ? 2 : 0;
+	if (c.threads < 1 || c.threads > MAX_THREADS) {
+		fprintf(stderr, "gi-mkmodel: --threads %u: want 1 to %d\n", c.threads, MAX_THREADS);
+		return 2;
+	}
 	const struct type_choice *tc = NULL;
 	for (size_t i = 0; i < sizeof(type_choices) / sizeof(type_choices[0]); i++)
 		if (strcasecmp(c.type_name, type_choices[i].name) == 0)

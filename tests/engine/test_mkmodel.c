@@ -164,6 +164,20 @@ START_TEST(seeded_output)
 	ck_assert_int_eq(memcmp(pa, pb, la), 0);
 	ck_assert_uint_eq(la, lc);
 	ck_assert_int_ne(memcmp(pa, pc, la), 0);
+	/* threads change nothing: tensors of several chunks, made on 1 and 3 threads */
+	const char *big[] = { "--dim", "512", "--ffn", "1024", "--heads", "8", "--kv-heads", "2",
+			      "--layers", "1", "--vocab-size", "1200", "--type", "q8_0",
+			      "--threads", "1", "--out", b, NULL };
+	ck_assert_msg(run_mkmodel(big, err, sizeof(err)) == 0, "%s", err);
+	big[15] = "3";
+	big[17] = c;
+	ck_assert_msg(run_mkmodel(big, err, sizeof(err)) == 0, "%s", err);
+	free(pb);
+	free(pc);
+	pb = slurp(b, &lb);
+	pc = slurp(c, &lc);
+	ck_assert_uint_eq(lb, lc);
+	ck_assert_int_eq(memcmp(pb, pc, lb), 0);
 	/* the default preset is "small" */
 	struct gguf *g = open_ok(a);
 	ck_assert_int_eq(gguf_require_tensor(g, "blk.1.ffn_down.weight", GGUF_TYPE_BIT(GI_TYPE_Q4_0),
@@ -283,6 +297,7 @@ static const struct {
 	{ { "--preset", "huge" }, "unknown preset 'huge'" },
 	{ { "--dim", "-5" }, "--dim: bad value '-5'" },
 	{ { "--layers", "0" }, "must be > 0" },
+	{ { "--threads", "0" }, "--threads 0" },
 	{ { "--vocab", "/nonexistent.gguf" }, "/nonexistent.gguf" },
 };
 
