@@ -172,9 +172,12 @@ static void attacker(int fd, const struct gi_layout *l, enum attack a, uint32_t 
 	uint64_t rng = 0x1234567ull + (uint64_t)a;
 	uint8_t *b = r.base;
 	uint32_t tail = start, n = l->sq_entries;
-	double end = now_s() + 1.5;
+	/* The bad-record attack runs until all 240 are consumed (bounded). */
+	double end = now_s() + (a == A_BAD_SQES ? 8.0 : 1.5);
 	int k = 0;
 	while (now_s() < end) {
+		if (a == A_BAD_SQES && k >= 240 && gi_load_acquire(r.sq_head) == tail)
+			break;
 		switch (a) {
 		case A_RANDOM:
 			for (int i = 0; i < 256; i++) {
@@ -287,10 +290,10 @@ START_TEST(test_attack)
 	if (pid == 0)
 		attacker(v.fd, &v.own.layout, a, v.start);
 	struct seen seen = { 0 };
-	double end = now_s() + 2.0;
+	double end = now_s() + 2.0, hard_end = end + 8.0;
 	uint64_t polls = 0, echo = 0;
 	int failed = 0;
-	while (now_s() < end) {
+	while (now_s() < end || (a == A_BAD_SQES && v.srv.n_sqes < 240 && now_s() < hard_end)) {
 		int r = gi_srv_poll(&v.srv, 8, on_req, &seen);
 		if (r < 0) {
 			ck_assert_int_eq(r, -EPROTO);
@@ -401,7 +404,7 @@ Suite *t_suite(void)
 {
 	Suite *s = suite_create("ipc_hostile");
 	TCase *tc = tcase_create("hostile");
-	tcase_set_timeout(tc, 15);
+	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_attack, 0, A_COUNT_);
 	tcase_add_test(tc, test_error_events);
 	tcase_add_test(tc, test_daemon_words_ignored);
