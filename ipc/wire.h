@@ -291,14 +291,15 @@ struct gi_sqe {
 		} cancel;
 	};
 	uint16_t stop_len;       /* SUBMIT: bytes of stop list after the prompt */
-	uint16_t top_k;          /* 0 = off */
-	uint32_t seed;
-	float temperature;       /* <= 0: greedy */
-	float top_p;             /* >= 1: off */
-	float min_p;             /* 0: off */
-	float repeat_penalty;    /* 1: off (0 is read as 1) */
-	float frequency_penalty; /* 0: off */
-	float presence_penalty;  /* 0: off */
+	/* Sampling; the daemon rejects (-EINVAL) values outside the ranges. */
+	uint16_t top_k;          /* 0 = off; <= n_vocab */
+	uint32_t seed;           /* same seed and request, same output */
+	float temperature;       /* [0, 100]; 0 = greedy */
+	float top_p;             /* [0, 1]; 1 = off */
+	float min_p;             /* [0, 1]; 0 = off */
+	float repeat_penalty;    /* [0, 10]; 1 = off (0 is read as 1) */
+	float frequency_penalty; /* [-2, 2]; 0 = off */
+	float presence_penalty;  /* [-2, 2]; 0 = off */
 	uint32_t deadline_ms;    /* from submission; 0 = none */
 	uint32_t reserved;       /* must be 0 */
 };
