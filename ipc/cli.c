@@ -175,6 +175,7 @@ int gi_cli_wait(struct gi_cli *c, uint64_t spin_ns, int timeout_ms)
 
 uint32_t gi_cli_daemon_flags(const struct gi_cli *c)
 {
+	/* Pairs with the store-release in gi_srv_set_shutdown. */
 	return gi_load_acquire(c->region.daemon_flags);
 }
 

@@ -215,10 +215,13 @@ void gi_srv_disarm(struct gi_srv *s)
 void gi_srv_set_shutdown(struct gi_srv *s)
 {
 	s->dflags |= GI_DFLAG_SHUTDOWN;
+	/* Pairs with the load-acquire in gi_cli_daemon_flags: events posted
+	 * before the flag are visible to a client that sees it. */
 	gi_store_release(s->region.daemon_flags, s->dflags | (s->armed ? GI_DFLAG_NEED_WAKEUP : 0));
 }
 
 void gi_srv_heartbeat(struct gi_srv *s, uint64_t now_ms)
 {
+	/* A liveness hint only: orders nothing, so relaxed on both sides. */
 	gi_store_relaxed64(s->region.heartbeat, now_ms);
 }
