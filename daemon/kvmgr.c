@@ -194,11 +194,6 @@ int kvm_commit(struct kvmgr *m, uint32_t block, uint64_t key, uint64_t parent,
 	return 0;
 }
 
-void kvm_ref(struct kvmgr *m, uint32_t block)
-{
-	m->b[block].ref++;
-}
-
 void kvm_release(struct kvmgr *m, uint32_t block)
 {
 	struct kvm_block *b = &m->b[block];

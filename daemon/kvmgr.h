@@ -56,9 +56,6 @@ int kvm_lookup(struct kvmgr *m, uint64_t key, uint64_t parent, const int32_t *to
 int kvm_commit(struct kvmgr *m, uint32_t block, uint64_t key, uint64_t parent,
 	       const int32_t *tokens);
 
-/* Takes one more reference on a block in use. */
-void kvm_ref(struct kvmgr *m, uint32_t block);
-
 /* Drops a reference. At zero a keyed block goes to the LRU tail (most
  * recently used), an unkeyed one to the free list. */
 void kvm_release(struct kvmgr *m, uint32_t block);

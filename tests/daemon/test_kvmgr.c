@@ -23,12 +23,18 @@ START_TEST(alloc_free_refcount)
 {
 	struct kvmgr *m = mk(4);
 	struct kvm_stats st;
-	uint32_t a, b;
+	uint32_t a, b, got;
 	ck_assert_int_eq(kvm_alloc(m, &a), 0);
 	ck_assert_int_eq(kvm_alloc(m, &b), 0);
 	ck_assert_uint_ne(a, b);
 	ck_assert_uint_eq(kvm_refcount(m, a), 1);
-	kvm_ref(m, a);
+	/* A second owner of A: through a prefix hit. */
+	int32_t t[KV_BLOCK_TOKENS];
+	fill(t, 3);
+	uint64_t k = kvm_hash(KVM_HASH_ROOT, t);
+	ck_assert_int_eq(kvm_commit(m, a, k, KVM_HASH_ROOT, t), 0);
+	ck_assert_int_eq(kvm_lookup(m, k, KVM_HASH_ROOT, t, &got), 0);
+	ck_assert_uint_eq(got, a);
 	ck_assert_uint_eq(kvm_refcount(m, a), 2);
 	kvm_get_stats(m, &st);
 	ck_assert_uint_eq(st.used, 2);
@@ -40,8 +46,8 @@ START_TEST(alloc_free_refcount)
 	kvm_release(m, b);
 	kvm_get_stats(m, &st);
 	ck_assert_uint_eq(st.used, 0);
-	ck_assert_uint_eq(st.free, 4);
-	ck_assert_uint_eq(st.cached, 0);
+	ck_assert_uint_eq(st.free, 3);
+	ck_assert_uint_eq(st.cached, 1);
 	ck_assert_uint_eq(kvm_available(m), 4);
 	ck_assert_int_eq(kvm_create(0, &m), -EINVAL);
 	kvm_free(m);
