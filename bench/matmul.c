@@ -10,7 +10,10 @@
  *
  * The summary estimates a whole TinyLlama forward pass per token (22
  * layers of q, k, v, o, gate, up, down + the output matrix) from the
- * measured shapes. */
+ * measured shapes. Before each type's M = 1 runs, a plain streaming read
+ * of the same footprint on the same threads measures the memory roofline
+ * of the moment; "%roof" is the kernel's weight bandwidth against it (on a
+ * shared, busy machine the absolute numbers move, the ratio less so). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -36,6 +39,7 @@ static const enum gi_type types[] = {
 #define NTYPES 7
 
 struct job {
+	int stream; /* 1: read the weight bytes instead of multiplying */
 	enum gi_type t;
 	const uint8_t *w; /* current weight copy */
 	size_t n, k, m;
@@ -52,9 +56,30 @@ struct pool {
 	pthread_t tid[MAX_THREADS];
 };
 
+static uint64_t stream_sink[MAX_THREADS * 8];
+
+/* Sums this thread's share of BYTES at W (the roofline reference). */
+static void stream_part(const struct job *j, int id, int n)
+{
+	size_t words = j->n / 8, w0 = words * (size_t)id / (size_t)n, w1 = words * (size_t)(id + 1) / (size_t)n;
+	const uint64_t *w = (const uint64_t *)j->w;
+	uint64_t a = 0, b = 0, c = 0, d = 0;
+	for (size_t i = w0; i + 4 <= w1; i += 4) {
+		a += w[i];
+		b += w[i + 1];
+		c += w[i + 2];
+		d += w[i + 3];
+	}
+	stream_sink[id * 8] += a + b + c + d;
+}
+
 static void run_part(struct pool *p, int id)
 {
 	const struct job *j = &p->job;
+	if (j->stream) {
+		stream_part(j, id, p->nthreads);
+		return;
+	}
 	size_t r0 = j->m * (size_t)id / (size_t)p->nthreads, r1 = j->m * (size_t)(id + 1) / (size_t)p->nthreads;
 	cpu_act_convert(j->t, j->x, j->k, r0, r1, j->xq);
 	pthread_barrier_wait(&p->mid);
@@ -172,6 +197,28 @@ static int measure(struct pool *p, enum gi_type t, struct shape s, size_t m, dou
 	return 0;
 }
 
+/* Streaming read bandwidth in GB/s over BYTES per call, cycling through
+ * enough copies to miss the last-level cache, like the M = 1 runs. */
+static double measure_stream(struct pool *p, size_t bytes, double min_time)
+{
+	size_t copies = (CACHE_DEFEAT + bytes - 1) / bytes;
+	uint8_t *buf = aligned_alloc(64, (bytes * copies + 63) & ~(size_t)63);
+	if (!buf)
+		return 0.0;
+	memset(buf, 1, bytes * copies);
+	p->job = (struct job){ .stream = 1, .n = bytes };
+	size_t calls = 0;
+	double t0 = now(), t1;
+	do {
+		p->job.w = buf + (calls % copies) * bytes;
+		pool_run(p);
+		calls++;
+		t1 = now();
+	} while (t1 - t0 < min_time || calls < 3);
+	free(buf);
+	return (double)bytes * (double)calls / (t1 - t0) * 1e-9;
+}
+
 static int pool_start(struct pool *p, int n, struct worker_arg *args)
 {
 	p->nthreads = n;
@@ -233,14 +280,15 @@ int main(int argc, char **argv)
 	}
 
 	static struct result res[NTYPES][2][NMS][NSHAPES];
+	static double roof[NTYPES][2];
 	int have[NTYPES] = { 0 };
 	struct pool pool;
 	struct worker_arg args[MAX_THREADS];
 	int nthr[2] = { 1, max_threads }, nruns = max_threads > 1 ? 2 : 1;
 
 	if (!json)
-		printf("simd level: %s\n%-5s %-11s %4s %3s %10s %9s %9s\n", cpu_simd_level(), "type", "NxK", "M",
-		       "thr", "us/call", "GB/s", "GFLOP/s");
+		printf("simd level: %s\n%-5s %-11s %4s %3s %10s %9s %9s %6s\n", cpu_simd_level(), "type", "NxK",
+		       "M", "thr", "us/call", "GB/s", "GFLOP/s", "%roof");
 	else
 		printf("{\"simd\":\"%s\",\"results\":[", cpu_simd_level());
 	int first = 1;
@@ -253,6 +301,10 @@ int main(int argc, char **argv)
 				fprintf(stderr, "bench-matmul: cannot start %d threads\n", nthr[th]);
 				return 1;
 			}
+			roof[ti][th] = measure_stream(&pool, gi_type_row_bytes(types[ti], 2048) * 5632, min_time);
+			if (!json)
+				printf("%-5s stream read %.2f GB/s on %d thread(s)\n", gi_type_name(types[ti]),
+				       roof[ti][th], nthr[th]);
 			for (int mi = 0; mi < NMS; mi++) {
 				for (int si = 0; si < NSHAPES; si++) {
 					struct result *r = &res[ti][th][mi][si];
@@ -262,15 +314,20 @@ int main(int argc, char **argv)
 					}
 					double gb = (double)gi_type_row_bytes(r->t, r->k) * (double)r->n / r->sec * 1e-9;
 					double gf = 2.0 * (double)r->m * (double)r->n * (double)r->k / r->sec * 1e-9;
+					double pct = roof[ti][th] > 0 ? 100.0 * gb / roof[ti][th] : 0.0;
 					if (json) {
 						printf("%s{\"type\":\"%s\",\"n\":%zu,\"k\":%zu,\"m\":%zu,\"threads\":%d,"
-						       "\"us\":%.1f,\"gbps\":%.2f,\"gflops\":%.1f}",
+						       "\"us\":%.1f,\"gbps\":%.2f,\"gflops\":%.1f,\"stream_gbps\":%.2f}",
 						       first ? "" : ",", gi_type_name(r->t), r->n, r->k, r->m, r->threads,
-						       r->sec * 1e6, gb, gf);
+						       r->sec * 1e6, gb, gf, roof[ti][th]);
 						first = 0;
+					} else if (r->m == 1) {
+						printf("%-5s %5zux%-5zu %4zu %3d %10.1f %9.2f %9.1f %5.0f%%\n",
+						       gi_type_name(r->t), r->n, r->k, r->m, r->threads, r->sec * 1e6, gb, gf,
+						       pct);
 					} else {
-						printf("%-5s %5zux%-5zu %4zu %3d %10.1f %9.2f %9.1f\n", gi_type_name(r->t),
-						       r->n, r->k, r->m, r->threads, r->sec * 1e6, gb, gf);
+						printf("%-5s %5zux%-5zu %4zu %3d %10.1f %9.2f %9.1f %6s\n", gi_type_name(r->t),
+						       r->n, r->k, r->m, r->threads, r->sec * 1e6, gb, gf, "-");
 					}
 					fflush(stdout);
 				}
@@ -282,8 +339,10 @@ int main(int argc, char **argv)
 	if (json)
 		printf("],\"tinyllama\":[");
 	else
-		printf("\nTinyLlama layer stack (22 layers + output), tokens/s from the shapes above:\n"
-		       "%-5s %3s %12s %14s %12s\n", "type", "thr", "decode M=1", "batch M=8", "prefill M=128");
+		printf("\nTinyLlama layer stack (22 layers + output), tokens/s from the shapes above\n"
+		       "(roof: decode if every weight byte streamed at the measured read bandwidth):\n"
+		       "%-5s %3s %12s %8s %14s %12s\n", "type", "thr", "decode M=1", "roof", "batch M=8",
+		       "prefill M=128");
 	first = 1;
 	for (int ti = 0; ti < NTYPES; ti++) {
 		if (!have[ti])
@@ -292,14 +351,17 @@ int main(int argc, char **argv)
 			double tps[NMS];
 			for (int mi = 0; mi < NMS; mi++)
 				tps[mi] = 1.0 / tinyllama_sec(res[ti][th][mi]);
+			double row = (double)gi_type_row_bytes(types[ti], 2048), down = (double)gi_type_row_bytes(types[ti], 5632);
+			double token_bytes = 22 * (row * (2048 * 2 + 256 * 2 + 5632 * 2) + down * 2048) + row * 32000;
+			double roof_tps = roof[ti][th] * 1e9 / token_bytes;
 			if (json) {
-				printf("%s{\"type\":\"%s\",\"threads\":%d,\"decode_tps\":%.1f,\"batch8_tps\":%.1f,"
-				       "\"prefill_tps\":%.1f}",
-				       first ? "" : ",", gi_type_name(types[ti]), nthr[th], tps[0], tps[1], tps[2]);
+				printf("%s{\"type\":\"%s\",\"threads\":%d,\"decode_tps\":%.1f,\"roof_tps\":%.1f,"
+				       "\"batch8_tps\":%.1f,\"prefill_tps\":%.1f}",
+				       first ? "" : ",", gi_type_name(types[ti]), nthr[th], tps[0], roof_tps, tps[1], tps[2]);
 				first = 0;
 			} else {
-				printf("%-5s %3d %12.1f %14.1f %12.1f\n", gi_type_name(types[ti]), nthr[th], tps[0],
-				       tps[1], tps[2]);
+				printf("%-5s %3d %12.1f %8.1f %14.1f %12.1f\n", gi_type_name(types[ti]), nthr[th], tps[0],
+				       roof_tps, tps[1], tps[2]);
 			}
 		}
 	}

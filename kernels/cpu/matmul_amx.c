@@ -39,19 +39,11 @@ int cpu_amx_enable(void)
 #define PAIR_BYTES (2 * TILE_BYTES + 2 * TILE * (int)sizeof(float))
 #define CHUNK_PAIRS 32
 
-struct tilecfg {
-	uint8_t palette;
-	uint8_t start_row;
-	uint8_t reserved[14];
-	uint16_t colsb[16];
-	uint8_t rows[16];
-};
-
 /* tmm0, tmm1: C of the pair's two blocks; tmm2: A; tmm3, tmm4: B; for
  * tiles of 8 activation rows tmm5, tmm7: C and tmm6: A. */
 static void tile_setup(void)
 {
-	struct tilecfg cfg;
+	struct amx_tilecfg cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.palette = 1;
 	for (int t = 0; t < 8; t++) {

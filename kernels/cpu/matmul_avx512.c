@@ -22,18 +22,15 @@
 #define PREFETCH 1024
 
 /* Lane patterns of the pairs of a 16-block group: which block of the
- * group each 32-bit lane of pair p's products belongs to. */
-static int32_t pat_q4[8][16], pat_q8[8][16];
-
-__attribute__((constructor)) static void init_patterns(void)
-{
-	for (int p = 0; p < 8; p++) {
-		for (int l = 0; l < 16; l++) {
-			pat_q4[p][l] = 2 * p + ((l >> 2) & 1);
-			pat_q8[p][l] = 2 * p + (l >> 3);
-		}
-	}
-}
+ * group each 32-bit lane of pair p's products belongs to. Constant data,
+ * not computed at start-up: this file's code runs only on AVX-512 CPUs. */
+#define B4(v) v, v, v, v
+#define PAT_Q4(p) { B4(2 * (p)), B4(2 * (p) + 1), B4(2 * (p)), B4(2 * (p) + 1) }
+#define PAT_Q8(p) { B4(2 * (p)), B4(2 * (p)), B4(2 * (p) + 1), B4(2 * (p) + 1) }
+static const int32_t pat_q4[8][16] = { PAT_Q4(0), PAT_Q4(1), PAT_Q4(2), PAT_Q4(3),
+				       PAT_Q4(4), PAT_Q4(5), PAT_Q4(6), PAT_Q4(7) };
+static const int32_t pat_q8[8][16] = { PAT_Q8(0), PAT_Q8(1), PAT_Q8(2), PAT_Q8(3),
+				       PAT_Q8(4), PAT_Q8(5), PAT_Q8(6), PAT_Q8(7) };
 
 /* Scales of up to 16 consecutive weight blocks (BSZ bytes apart, each
  * starting with its f16 scale) as floats; one gather. */

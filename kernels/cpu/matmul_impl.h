@@ -106,6 +106,15 @@ void cpu_mm_q4_K_avx512(const void *w, size_t k, const void *xq, size_t xstride,
 			float *y, size_t ldy, size_t j0, size_t j1);
 void cpu_mm_q6_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
 			float *y, size_t ldy, size_t j0, size_t j1);
+/* AMX tile configuration, palette 1, as LDTILECFG reads it. */
+struct amx_tilecfg {
+	uint8_t palette;
+	uint8_t start_row;
+	uint8_t reserved[14];
+	uint16_t colsb[16];
+	uint8_t rows[16];
+};
+
 /* AMX kernels for the K-quants (matmul_k_amx.c). */
 void cpu_mm_q4_K_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
 		     float *y, size_t ldy, size_t j0, size_t j1);

@@ -20,18 +20,10 @@
 #define SB_BYTES (8 * 512 + 2 * 8 * 64)
 _Static_assert(16 * 256 + 16 * 64 <= SB_BYTES, "Q6_K packing fits");
 
-struct tilecfg {
-	uint8_t palette;
-	uint8_t start_row;
-	uint8_t reserved[14];
-	uint16_t colsb[16];
-	uint8_t rows[16];
-};
-
 /* tmm0: C (16 x 16 int32); tmm1: A (16 rows x SUB bytes); tmm2: B. */
 static void tile_setup(int sub)
 {
-	struct tilecfg cfg;
+	struct amx_tilecfg cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.palette = 1;
 	cfg.rows[0] = TILE;

@@ -19,22 +19,18 @@
 
 /* int16 lane -> scale index, per 64-element group, from [s0..s7, m0..m7]
  * (Q4_K, groups hold sub-blocks 0|2, 1|3, 4|6, 5|7) or [s0..s15] (Q6_K,
- * group g holds 16-element sub-blocks 4g..4g+3). */
-static int16_t idx_q4k[4][32], idx_q6k[4][32], idx_q4k_min[16];
-
-__attribute__((constructor)) static void init_idx(void)
-{
-	#pragma GCC unroll 8
-	for (int g = 0; g < 4; g++) {
-		for (int l = 0; l < 32; l++) {
-			int first = (g >> 1) * 4 + (g & 1);
-			idx_q4k[g][l] = (int16_t)(first + (l >= 16 ? 2 : 0));
-			idx_q6k[g][l] = (int16_t)(4 * g + l / 8);
-		}
-	}
-	for (int l = 0; l < 16; l++)
-		idx_q4k_min[l] = (int16_t)(8 + l / 2);
-}
+ * group g holds 16-element sub-blocks 4g..4g+3). Constant data: this
+ * file's code runs only on AVX-512 CPUs. */
+#define R8(v) v, v, v, v, v, v, v, v
+#define R16(v) R8(v), R8(v)
+static const int16_t idx_q4k[4][32] = {
+	{ R16(0), R16(2) }, { R16(1), R16(3) }, { R16(4), R16(6) }, { R16(5), R16(7) },
+};
+static const int16_t idx_q6k[4][32] = {
+	{ R8(0), R8(1), R8(2), R8(3) }, { R8(4), R8(5), R8(6), R8(7) },
+	{ R8(8), R8(9), R8(10), R8(11) }, { R8(12), R8(13), R8(14), R8(15) },
+};
+static const int16_t idx_q4k_min[16] = { 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15 };
 
 /* Prefetches the super-block PREFETCH bytes after BLK (BYTES long). */
 INLINE void prefetch_block(const void *blk, size_t bytes)
@@ -44,15 +40,20 @@ INLINE void prefetch_block(const void *blk, size_t bytes)
 		_mm_prefetch((const char *)blk + PREFETCH + off, _MM_HINT_T0);
 }
 
-/* [sc0..sc7, m0..m7] as 16 int16 from the 12 packed bytes. */
+/* [sc0..sc7, m0..m7] as 16 int16 from the 12 packed bytes at S (the
+ * 16-byte load also reads the first 4 quant bytes, unused). Scales and
+ * mins 0..3 are the low 6 bits of bytes 0..3 and 4..7; 4..7 take their
+ * low 4 bits from the nibbles of bytes 8..11 and their top 2 bits from
+ * the top of bytes 0..3 (scales) and 4..7 (mins). */
 INLINE __m256i q4k_scales(const uint8_t *s)
 {
-	uint32_t u[3];
-	memcpy(u, s, sizeof(u));
-	const uint32_t sc_lo = u[0] & 0x3f3f3f3f, m_lo = u[1] & 0x3f3f3f3f;
-	const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-	const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-	return _mm256_cvtepu8_epi16(_mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo));
+	const __m128i v = _mm_loadu_si128((const __m128i *)s);
+	const __m128i a = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+	const __m128i t = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+	const __m128i low = _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0));
+	const __m128i nib = _mm_and_si128(_mm_srli_epi16(a, 4), _mm_set1_epi8(15));
+	const __m128i top = _mm_and_si128(_mm_srli_epi16(t, 2), _mm_set1_epi8(0x30));
+	return _mm256_cvtepu8_epi16(_mm_or_si128(_mm_blend_epi32(low, nib, 0x8), top));
 }
 
 INLINE void q4k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, size_t xs,
