@@ -64,10 +64,26 @@ static void pack_pair(const uint8_t *w, size_t wrow, size_t b, int two, int q4, 
 	const size_t bsz = q4 ? sizeof(struct block_q4_0) : sizeof(struct block_q8_0);
 	const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
 						_mm512_set1_epi32((int)wrow));
-	memset(dst, 0, 2 * TILE_BYTES);
-	for (int h = 0; h < 1 + two; h++) {
+	const __m512i zero = _mm512_setzero_si512();
+	for (int h = 0; h < 2; h++) {
 		const uint8_t *blk = w + (b + (size_t)h) * bsz;
 		uint8_t *bt = dst + (size_t)h * TILE_BYTES;
+		if (h && !two) {
+			for (int q = 0; q < 16; q++)
+				_mm512_store_si512(bt + 64 * q, zero);
+			_mm512_store_si512(dst + 2 * TILE_BYTES + 64, zero);
+			break;
+		}
+		/* the other block's quads of this tile are zero */
+		for (int q = 0; q < 4; q++) {
+			if (q4) {
+				_mm512_store_si512(bt + 64 * (4 * (1 - h) + q), zero);
+				_mm512_store_si512(bt + 64 * (8 + 4 * (1 - h) + q), zero);
+			} else {
+				_mm512_store_si512(bt + 64 * (8 * (1 - h) + q), zero);
+				_mm512_store_si512(bt + 64 * (8 * (1 - h) + 4 + q), zero);
+			}
+		}
 		const __m512i d = _mm512_i32gather_epi32(rows, blk, 1);
 		_mm512_store_ps(dst + 2 * TILE_BYTES + h * 64, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d)));
 		if (q4) {
@@ -84,8 +100,6 @@ static void pack_pair(const uint8_t *w, size_t wrow, size_t b, int two, int q4, 
 				_mm512_store_si512(bt + 64 * (8 * h + q), _mm512_i32gather_epi32(rows, blk + 2 + 4 * q, 1));
 		}
 	}
-	if (!two)
-		memset(dst + 2 * TILE_BYTES + 64, 0, 64);
 }
 
 /* acc[i] += C[i] * d_w * d_x[i] for the two blocks of the pair at PK. */
