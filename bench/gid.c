@@ -338,6 +338,9 @@ struct results {
 	double inproc_p50, gid_spin_p50, gid_spin_p99, gid_block_p50, gid_block_p99;
 	double ttft_spin_p50, ttft_block_p50, overhead_p50;
 	double cold_gid_ms, cold_inproc_ms;
+	double cold_small_gid_ms, cold_small_inproc_ms;
+	int spin_us[4];
+	double spin_p50[4], spin_ttft_p50[4];
 	const char *cold_model;
 	double mem_gid_pss_mb, mem_gid_rss_mb, mem_inproc_pss_mb, mem_inproc_rss_mb;
 	const char *mem_model;
@@ -346,63 +349,6 @@ struct results {
 	const char *tput_model;
 	bool have_big;
 };
-
-static int measure_latency(const char *model, int n, struct results *R)
-{
-	uint64_t *v = calloc((size_t)n, sizeof(*v)), *w = calloc((size_t)n, sizeof(*w));
-	struct inproc e;
-	int r = inproc_open(&e, model, 4, lat_threads);
-	if (!v || !w || r < 0)
-		return r < 0 ? r : -ENOMEM;
-	for (int i = 0; i < n / 10; i++)
-		inproc_first_token(&e, PROMPT);
-	for (int i = 0; i < n; i++) {
-		uint64_t t0 = now_ns();
-		if (inproc_first_token(&e, PROMPT) < 0)
-			return -EIO;
-		v[i] = now_ns() - t0;
-	}
-	R->inproc_p50 = pct_us(v, (size_t)n, 50);
-	inproc_close(&e);
-
-	struct daemon d;
-	r = daemon_start(&d, model, lat_threads, NULL);
-	if (r < 0) {
-		fprintf(stderr, "bench-gid: gid did not start: %s\n", strerror(-r));
-		return r;
-	}
-	struct client c;
-	r = client_open(&c, d.sock);
-	for (int mode = 0; r == 0 && mode < 2; mode++) {
-		bool spin = mode == 0;
-		for (int i = 0; r == 0 && i < n / 10; i++)
-			r = run_one(&c, 1, spin, &v[0], NULL);
-		for (int i = 0; r == 0 && i < n; i++)
-			r = run_one(&c, 1, spin, &v[i], NULL);
-		if (r)
-			break;
-		double p50 = pct_us(v, (size_t)n, 50), p99 = pct_us(v, (size_t)n, 99);
-		int m = n / 4 > 50 ? n / 4 : 50;
-		for (int i = 0; r == 0 && i < m; i++)
-			r = run_one(&c, 16, spin, &v[i], &w[i]);
-		double ttft = pct_us(w, (size_t)m, 50);
-		if (spin) {
-			R->gid_spin_p50 = p50;
-			R->gid_spin_p99 = p99;
-			R->ttft_spin_p50 = ttft;
-		} else {
-			R->gid_block_p50 = p50;
-			R->gid_block_p99 = p99;
-			R->ttft_block_p50 = ttft;
-		}
-	}
-	R->overhead_p50 = R->gid_block_p50 - R->inproc_p50;
-	client_close(&c);
-	daemon_stop(&d);
-	free(v);
-	free(w);
-	return r;
-}
 
 /* Wall time of a child process run as SELF --MODE ARG, in ms (median of N). */
 static double time_child(const char *mode, const char *arg, int n)
@@ -430,6 +376,113 @@ static double time_child(const char *mode, const char *arg, int n)
 			t[j - 1] = x;
 		}
 	return t[n / 2];
+}
+
+/* The three ways of doing a 1-token request, measured in interleaved
+ * rounds so that load from other processes hits all of them alike. */
+static int measure_latency(const char *model, int n, struct results *R)
+{
+	enum { ROUNDS = 10 };
+	uint64_t *v[3], *w[2];
+	for (int k = 0; k < 3; k++)
+		v[k] = calloc((size_t)n, sizeof(uint64_t));
+	for (int k = 0; k < 2; k++)
+		w[k] = calloc((size_t)n, sizeof(uint64_t));
+	struct inproc e;
+	int r = inproc_open(&e, model, 4, lat_threads);
+	if (r < 0)
+		return r;
+	struct daemon d;
+	r = daemon_start(&d, model, lat_threads, NULL);
+	if (r < 0) {
+		fprintf(stderr, "bench-gid: gid did not start: %s\n", strerror(-r));
+		inproc_close(&e);
+		return r;
+	}
+	struct client c;
+	r = client_open(&c, d.sock);
+	uint64_t t;
+	for (int i = 0; r == 0 && i < n / 10; i++) {
+		inproc_first_token(&e, PROMPT);
+		r = run_one(&c, 1, false, &t, NULL);
+	}
+	int per = n / ROUNDS, m = per / 4 > 5 ? per / 4 : 5, nm = 0;
+	for (int round = 0; r == 0 && round < ROUNDS; round++) {
+		for (int i = round * per; i < (round + 1) * per; i++) {
+			uint64_t t0 = now_ns();
+			if (inproc_first_token(&e, PROMPT) < 0) {
+				r = -EIO;
+				break;
+			}
+			v[0][i] = now_ns() - t0;
+		}
+		for (int i = round * per; r == 0 && i < (round + 1) * per; i++)
+			r = run_one(&c, 1, false, &v[2][i], NULL);
+		for (int i = 0; r == 0 && i < m; i++)
+			r = run_one(&c, 16, false, &t, &w[1][nm + i]);
+		for (int i = round * per; r == 0 && i < (round + 1) * per; i++)
+			r = run_one(&c, 1, true, &v[1][i], NULL);
+		for (int i = 0; r == 0 && i < m; i++)
+			r = run_one(&c, 16, true, &t, &w[0][nm + i]);
+		nm += m;
+	}
+	size_t cnt = (size_t)per * ROUNDS;
+	if (r == 0) {
+		R->inproc_p50 = pct_us(v[0], cnt, 50);
+		R->gid_spin_p50 = pct_us(v[1], cnt, 50);
+		R->gid_spin_p99 = pct_us(v[1], cnt, 99);
+		R->gid_block_p50 = pct_us(v[2], cnt, 50);
+		R->gid_block_p99 = pct_us(v[2], cnt, 99);
+		R->ttft_spin_p50 = pct_us(w[0], (size_t)nm, 50);
+		R->ttft_block_p50 = pct_us(w[1], (size_t)nm, 50);
+		R->overhead_p50 = R->gid_block_p50 - R->inproc_p50;
+	}
+	client_close(&c);
+	inproc_close(&e);
+	R->cold_small_gid_ms = time_child("--child-gid", d.sock, 7);
+	R->cold_small_inproc_ms = time_child("--child-inproc", model, 7);
+	daemon_stop(&d);
+	for (int k = 0; k < 3; k++)
+		free(v[k]);
+	for (int k = 0; k < 2; k++)
+		free(w[k]);
+	return r;
+}
+
+/* Engine idle spin (IPC.md's open question): 1-token p50 and TTFT with a
+ * sleeping client at several idle_spin_us settings. */
+static int measure_idle_spin(const char *model, int n, struct results *R)
+{
+	static const int spins[4] = { 0, 20, 50, 200 };
+	uint64_t *v = calloc((size_t)n, sizeof(*v)), *w = calloc((size_t)n, sizeof(*w));
+	int r = v && w ? 0 : -ENOMEM;
+	for (int k = 0; r == 0 && k < 4; k++) {
+		char arg[16];
+		snprintf(arg, sizeof(arg), "%d", spins[k]);
+		struct daemon d;
+		r = daemon_start(&d, model, lat_threads, (const char *const[]){ "--idle-spin-us", arg, NULL });
+		if (r < 0)
+			break;
+		struct client c;
+		uint64_t t;
+		r = client_open(&c, d.sock);
+		for (int i = 0; r == 0 && i < n / 10; i++)
+			r = run_one(&c, 1, false, &t, NULL);
+		for (int i = 0; r == 0 && i < n; i++)
+			r = run_one(&c, 1, false, &v[i], NULL);
+		for (int i = 0; r == 0 && i < n / 4; i++)
+			r = run_one(&c, 16, false, &t, &w[i]);
+		if (r == 0) {
+			R->spin_us[k] = spins[k];
+			R->spin_p50[k] = pct_us(v, (size_t)n, 50);
+			R->spin_ttft_p50[k] = pct_us(w, (size_t)n / 4, 50);
+		}
+		client_close(&c);
+		daemon_stop(&d);
+	}
+	free(v);
+	free(w);
+	return r;
 }
 
 /* Pss and Rss of PID in kB from smaps_rollup. */
@@ -577,9 +630,20 @@ static void print_table(const struct results *R)
 	printf("  %-44s %10.1f %10s\n", "time to first streamed token, spinning", R->ttft_spin_p50, "");
 	printf("  %-44s %10.1f %10s  < 200 us; llama.cpp 1.29 ms\n", "time to first streamed token, sleeping",
 	       R->ttft_block_p50, "");
-	printf("\ncold start: new process, exec to first token (%s)\n", R->cold_model);
-	printf("  %-44s %10.1f ms\n", "against a warm gid", R->cold_gid_ms);
-	printf("  %-44s %10.1f ms\n", "loading the model in-process", R->cold_inproc_ms);
+	printf("\nengine idle spin (client sleeping on its doorbell)\n");
+	for (int k = 0; k < 4; k++)
+		printf("  idle_spin_us %-4d 1-token p50 %8.1f us, first token p50 %8.1f us\n", R->spin_us[k],
+		       R->spin_p50[k], R->spin_ttft_p50[k]);
+	printf("\ncold start: new process, exec to first token\n");
+	printf("  %-44s %10.2f ms\n", "stories260K, against a warm gid", R->cold_small_gid_ms);
+	printf("  %-44s %10.2f ms\n", "stories260K, loading the model in-process", R->cold_small_inproc_ms);
+	if (R->cold_model) {
+		printf("  %-44s %10.1f ms\n", "tinyllama-q4_0, against a warm gid", R->cold_gid_ms);
+		printf("  %-44s %10.1f ms\n", "tinyllama-q4_0, loading the model in-process",
+		       R->cold_inproc_ms);
+	}
+	if (!R->mem_model)
+		return;
 	printf("\nmemory: %d processes (%s)\n", N_MEM_PROCS, R->mem_model);
 	printf("  %-44s %10.1f MiB Pss %10.1f MiB Rss\n", "16 clients + one gid", R->mem_gid_pss_mb,
 	       R->mem_gid_rss_mb);
@@ -597,17 +661,23 @@ static void print_json(const struct results *R)
 {
 	printf("{\"threads\":%d,\"latency_threads\":%d,\"inproc_p50_us\":%.2f,\"gid_spin_p50_us\":%.2f,\"gid_spin_p99_us\":%.2f,"
 	       "\"gid_block_p50_us\":%.2f,\"gid_block_p99_us\":%.2f,\"overhead_p50_us\":%.2f,"
-	       "\"ttft_spin_p50_us\":%.2f,\"ttft_block_p50_us\":%.2f,\"cold_model\":\"%s\","
+	       "\"ttft_spin_p50_us\":%.2f,\"ttft_block_p50_us\":%.2f,\"cold_small_gid_ms\":%.3f,"
+	       "\"cold_small_inproc_ms\":%.3f,\"cold_model\":\"%s\","
 	       "\"cold_gid_ms\":%.2f,\"cold_inproc_ms\":%.2f,\"mem_model\":\"%s\",\"mem_procs\":%d,"
 	       "\"mem_gid_pss_mib\":%.1f,\"mem_gid_rss_mib\":%.1f,\"mem_inproc_pss_mib\":%.1f,"
 	       "\"mem_inproc_rss_mib\":%.1f,\"decode_tok_s\":{",
 	       n_threads, lat_threads, R->inproc_p50, R->gid_spin_p50, R->gid_spin_p99, R->gid_block_p50, R->gid_block_p99,
-	       R->overhead_p50, R->ttft_spin_p50, R->ttft_block_p50, R->cold_model, R->cold_gid_ms,
-	       R->cold_inproc_ms, R->mem_model, N_MEM_PROCS, R->mem_gid_pss_mb, R->mem_gid_rss_mb,
+	       R->overhead_p50, R->ttft_spin_p50, R->ttft_block_p50, R->cold_small_gid_ms,
+	       R->cold_small_inproc_ms, R->cold_model ? R->cold_model : "", R->cold_gid_ms,
+	       R->cold_inproc_ms, R->mem_model ? R->mem_model : "", N_MEM_PROCS, R->mem_gid_pss_mb, R->mem_gid_rss_mb,
 	       R->mem_inproc_pss_mb, R->mem_inproc_rss_mb);
 	for (int i = 0; R->have_big && i < 4; i++)
 		printf("%s\"%d\":%.2f", i ? "," : "", R->tput_levels[i], R->tput[i]);
-	printf("}}\n");
+	printf("},\"idle_spin\":[");
+	for (int k = 0; k < 4; k++)
+		printf("%s{\"idle_spin_us\":%d,\"p50_us\":%.2f,\"ttft_p50_us\":%.2f}", k ? "," : "",
+		       R->spin_us[k], R->spin_p50[k], R->spin_ttft_p50[k]);
+	printf("]}\n");
 }
 
 int main(int argc, char **argv)
@@ -669,6 +739,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench-gid: latency: %s\n", strerror(-r));
 		return 1;
 	}
+	r = measure_idle_spin(small, quick ? 300 : 1000, &R);
+	if (r < 0) {
+		fprintf(stderr, "bench-gid: idle spin: %s\n", strerror(-r));
+		return 1;
+	}
 	if (latency_only) {
 		if (json)
 			print_json(&R);
@@ -678,7 +753,8 @@ int main(int argc, char **argv)
 	}
 	R.have_big = ensure_big_model(big, sizeof(big)) == 0;
 	const char *model = R.have_big ? big : small;
-	R.cold_model = R.mem_model = R.tput_model = R.have_big ? "tinyllama-q4_0" : "stories260K";
+	R.mem_model = R.tput_model = R.have_big ? "tinyllama-q4_0" : "stories260K";
+	R.cold_model = R.have_big ? "tinyllama-q4_0" : NULL;
 
 	struct daemon d;
 	r = daemon_start(&d, model, n_threads, (const char *const[]){ "--max-running", "64", "--ctx", "512", NULL });
@@ -686,8 +762,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench-gid: gid on %s did not start: %s\n", model, strerror(-r));
 		return 1;
 	}
-	R.cold_gid_ms = time_child("--child-gid", d.sock, quick ? 3 : 7);
-	R.cold_inproc_ms = time_child("--child-inproc", model, 3);
+	if (R.have_big) {
+		R.cold_gid_ms = time_child("--child-gid", d.sock, quick ? 3 : 5);
+		R.cold_inproc_ms = time_child("--child-inproc", model, 3);
+	}
 	hold_children(d.sock, false, d.pid, &R.mem_gid_pss_mb, &R.mem_gid_rss_mb);
 	hold_children(model, true, 0, &R.mem_inproc_pss_mb, &R.mem_inproc_rss_mb);
 	if (R.have_big) {

@@ -166,6 +166,11 @@ static int fair_child(const char *sock, int fd)
 START_TEST(fairness_by_uid)
 {
 	static char conf[512];
+	if (geteuid() != 0) {
+		/* Tenants are told apart by uid: B's client must setuid. */
+		fprintf(stderr, "fairness_by_uid: SKIPPED, needs root to run a client as uid 65534\n");
+		return;
+	}
 	n_golden = t_golden_load(t_shared("golden/stories260K_greedy.json"), golden, 8);
 	char *dir = t_tmpdir();
 	snprintf(conf, sizeof(conf), "%s/gid.conf", dir);
