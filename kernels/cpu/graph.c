@@ -6,6 +6,7 @@
  * any barrier runs on the calling thread alone. */
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ struct cpu_graph {
 	struct gi_attn_params attn;
 	uint64_t macs_tok, macs_out; /* matmul multiply-adds per token / per out row */
 	uint32_t n_attn;             /* ATTN nodes (layers) */
+	atomic_uint *next;           /* per node: next matmul column / attention item */
 	uint8_t *xq[GI_MATMUL_MAX];  /* converted activations, one per weight type of a node */
 	size_t xq_bytes;
 	float *acc;                  /* matmul results before they are added to dst */
@@ -111,6 +113,32 @@ static uint32_t xq_slot(const struct gi_node *n, uint32_t i)
 	return i;
 }
 
+/* Columns [A, B) of the concatenated outputs of matmul node N, M rows. */
+static void matmul_cols(struct cpu_graph *g, const struct gi_node *n, uint32_t m, uint32_t a,
+			uint32_t b)
+{
+	const struct cpu_backend *be = g->b;
+	uint32_t k = n->matmul.w[0].k, off = 0;
+	for (uint32_t i = 0; i < n->matmul.n_mat; i++) {
+		const struct gi_mat *w = &n->matmul.w[i];
+		uint32_t lo = off, hi = off + w->n;
+		off = hi;
+		if (b <= lo || a >= hi)
+			continue;
+		uint32_t j0 = (a > lo ? a : lo) - lo, j1 = (b < hi ? b : hi) - lo;
+		float *dst = n->matmul.dst[i];
+		float *y = n->matmul.accumulate ? g->acc : dst;
+		cpu_matmul_rows(w->type, w->data, k, g->xq[xq_slot(n, i)], m, y, w->n, j0, j1);
+		for (uint32_t r = 0; r < m; r++) {
+			size_t o = (size_t)r * w->n + j0;
+			if (n->matmul.accumulate)
+				be->ops->add(dst + o, y + o, j1 - j0);
+			if (n->matmul.bias[i])
+				be->ops->add(dst + o, n->matmul.bias[i] + j0, j1 - j0);
+		}
+	}
+}
+
 static void exec_matmul(struct cpu_graph *g, const struct gi_node *n, int ith, int nth)
 {
 	const struct cpu_backend *be = g->b;
@@ -128,28 +156,18 @@ static void exec_matmul(struct cpu_graph *g, const struct gi_node *n, int ith, i
 	if (ith >= sub)
 		return;
 
-	/* Phase 2: this thread's share of the output columns of all weights,
-	 * taken as one concatenated range, cut at multiples of 16. */
-	split((ntot + 15) / 16, ith, sub, &a, &b);
-	a *= 16;
-	b = b * 16 < ntot ? b * 16 : ntot;
-	uint32_t off = 0;
-	for (uint32_t i = 0; i < n->matmul.n_mat; i++) {
-		const struct gi_mat *w = &n->matmul.w[i];
-		uint32_t j0 = a > off ? a - off : 0, j1 = b - off < w->n ? b - off : w->n;
-		off += w->n;
-		if (b <= off - w->n || j0 >= j1)
-			continue;
-		float *dst = n->matmul.dst[i];
-		float *y = n->matmul.accumulate ? g->acc : dst;
-		cpu_matmul_rows(w->type, w->data, k, g->xq[xq_slot(n, i)], m, y, w->n, j0, j1);
-		for (uint32_t r = 0; r < m; r++) {
-			size_t o = (size_t)r * w->n + j0;
-			if (n->matmul.accumulate)
-				be->ops->add(dst + o, y + o, j1 - j0);
-			if (n->matmul.bias[i])
-				be->ops->add(dst + o, n->matmul.bias[i] + j0, j1 - j0);
-		}
+	/* Phase 2: chunks of the output columns of all weights, taken as one
+	 * concatenated range, handed out by an atomic counter (relaxed: it
+	 * only splits work; the next barrier publishes the results), so a
+	 * thread preempted on a busy machine delays one chunk, not a half. */
+	atomic_uint *next = &g->next[n - g->nodes];
+	uint32_t chunk = sub == 1 ? ntot : (ntot / ((uint32_t)sub * 4) + 15) & ~15u;
+	chunk = chunk ? chunk : 16;
+	for (;;) {
+		uint32_t c0 = atomic_fetch_add_explicit(next, chunk, memory_order_relaxed);
+		if (c0 >= ntot)
+			break;
+		matmul_cols(g, n, m, c0, c0 + chunk < ntot ? c0 + chunk : ntot);
 	}
 }
 
@@ -341,9 +359,15 @@ static void exec_attn(struct cpu_graph *g, const struct gi_node *n, int ith, int
 {
 	uint32_t nkv = g->attn.n_head_kv, items = g->s->n_tokens * nkv;
 	float *scr = g->thr + (size_t)ith * g->thr_stride;
-	/* interleaved: in a prefill, later tokens attend over more keys */
-	for (uint32_t i = (uint32_t)ith; i < items; i += (uint32_t)nth)
+	/* items handed out one at a time: in a prefill later tokens attend over
+	 * more keys, and a preempted thread holds up only its current item */
+	atomic_uint *next = &g->next[n - g->nodes];
+	for (;;) {
+		uint32_t i = atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
+		if (i >= items)
+			break;
 		attn_item(g, n, i / nkv, i % nkv, scr);
+	}
 }
 
 static void run_step(void *arg, int ith, int nth)
@@ -391,7 +415,8 @@ int cpu_graph_create(struct gi_backend *base, const struct gi_graph_desc *d, str
 	g->attn = d->attn;
 	g->n_nodes = d->n_nodes;
 	g->nodes = malloc(d->n_nodes * sizeof(*g->nodes));
-	if (!g->nodes)
+	g->next = calloc(d->n_nodes, sizeof(*g->next));
+	if (!g->nodes || !g->next)
 		goto nomem;
 	memcpy(g->nodes, d->nodes, d->n_nodes * sizeof(*g->nodes));
 
@@ -444,6 +469,7 @@ void cpu_graph_free(struct gi_graph *base)
 	gi_backend_release(&g->b->base, g->acc);
 	gi_backend_release(&g->b->base, g->thr);
 	free(g->nodes);
+	free(g->next);
 	free(g);
 }
 
@@ -455,6 +481,9 @@ int cpu_graph_run(struct gi_graph *base, const struct gi_step *s)
 	for (uint32_t t = 0; t < s->n_tokens && work < STEP_SMALL_MACS; t++)
 		work += (s->pos[t] + 1) * per_key;
 	g->s = s;
+	/* published to the workers by the pool's start of run */
+	for (uint32_t i = 0; i < g->n_nodes; i++)
+		atomic_store_explicit(&g->next[i], 0, memory_order_relaxed);
 	cpu_pool_run(g->b->pool, work >= STEP_SMALL_MACS, run_step, g);
 	g->s = NULL;
 	return 0;
