@@ -325,6 +325,8 @@ static void serve(const struct fake_gid_cfg *cfg, int sock, uint64_t session_id)
 	if (sefd < 0 || cefd < 0 || gi_hs_send_welcome(sock, &w, &region, memfd, sefd, cefd) < 0 ||
 	    gi_srv_init(&st.srv, &region, &pol.limits, params.start_index, sefd, cefd) < 0)
 		goto out;
+	if (cfg->stall_ms)
+		usleep(cfg->stall_ms * 1000);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = sefd, .events = POLLIN } };
 		bool busy = false;

@@ -23,6 +23,7 @@ struct fake_gid_cfg {
 	struct gi_limits limits;  /* all zero: fake defaults */
 	uint32_t token_delay_us;  /* pause between engine steps that emit tokens */
 	bool no_consume;          /* never read the SQ (SQ-full tests) */
+	uint32_t stall_ms;        /* after the handshake, do nothing for this long */
 	uint32_t die_after_tokens; /* > 0: _exit() after posting this many TOKEN events */
 	int refuse;               /* < 0: answer every HELLO with ERROR(refuse) */
 };

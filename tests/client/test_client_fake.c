@@ -3,6 +3,7 @@
  * tokenize/stats, the epoll-fd loop, SQ full, daemon death (-ECONNRESET,
  * no SIGBUS) and reconnect. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/giclient.h"
@@ -408,6 +410,52 @@ START_TEST(sq_full_is_eagain)
 }
 END_TEST
 
+START_TEST(sq_full_blocks_when_asked)
+{
+	struct fake_gid_cfg cfg = { .stall_ms = 300, .sq_max = 4 };
+	struct gi_conn *c = start(&cfg);
+	struct timespec t0, t1;
+	struct gi_event ev;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(gi_req_nop(c, i, 0, 0, NULL), 0);
+	ck_assert_int_eq(gi_req_nop(c, 4, 0, 0, NULL), -EAGAIN);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(gi_req_nop(c, 4, GI_GEN_BLOCK, 0, NULL), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert_int_ge((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000, 100);
+	for (i = 0; i < 5; i++) {
+		ck_assert_int_eq(gi_event_next(c, &ev, 5000), 1);
+		ck_assert_int_eq(ev.kind, GI_EVENT_NOP);
+		ck_assert_uint_eq(ev.nop_echo, (uint64_t)i);
+	}
+	stop(c);
+}
+END_TEST
+
+START_TEST(every_descriptor_is_cloexec)
+{
+	bool open_before[1024];
+	struct gi_conn *c;
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++)
+		open_before[fd] = fcntl(fd, F_GETFD) >= 0;
+	c = start(NULL);
+	for (int fd = 0; fd < 1024; fd++) {
+		int fl = fcntl(fd, F_GETFD);
+
+		if (fl >= 0 && !open_before[fd]) {
+			n++;
+			ck_assert_msg(fl & FD_CLOEXEC, "fd %d is not close-on-exec", fd);
+		}
+	}
+	ck_assert_int_eq(n, 5); /* socket, memfd, two eventfds, epoll */
+	stop(c);
+}
+END_TEST
+
 START_TEST(daemon_death_mid_stream)
 {
 	struct fake_gid_cfg cfg = { .die_after_tokens = 3, .token_delay_us = 1000 };
@@ -558,6 +606,8 @@ Suite *t_suite(void)
 	tcase_add_test(tc, event_loop_on_conn_fd);
 	tcase_add_test(tc, cancel_running_request);
 	tcase_add_test(tc, sq_full_is_eagain);
+	tcase_add_test(tc, sq_full_blocks_when_asked);
+	tcase_add_test(tc, every_descriptor_is_cloexec);
 	tcase_add_test(tc, daemon_death_mid_stream);
 	tcase_add_test(tc, daemon_killed_while_waiting);
 	tcase_add_test(tc, refused_session);
