@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "client/conn.h"
+#include "client/probes.h"
 #include "ipc/atomics.h"
 
 static uint64_t now_ns(void)
@@ -100,6 +101,7 @@ static int cqe_to_event(struct gi_conn *c, const struct gi_cqe *q, struct gi_eve
 		if (set_text(c, ev, r->buf, r->len) < 0)
 			return -ENOMEM;
 		r->len = 0;
+		GI_PROBE2(token, ev->req, ev->token);
 		break;
 	case GI_CQE_DONE:
 		ev_init(ev, r);
@@ -111,6 +113,7 @@ static int cqe_to_event(struct gi_conn *c, const struct gi_cqe *q, struct gi_eve
 		ev->done.n_prompt = q->done.n_prompt;
 		ev->done.n_cached = q->done.n_cached;
 		ev->done.n_gen = q->done.n_gen;
+		GI_PROBE2(done, ev->req, ev->finish);
 		break;
 	case GI_CQE_ERROR:
 		ev_init(ev, r);
@@ -118,6 +121,7 @@ static int cqe_to_event(struct gi_conn *c, const struct gi_cqe *q, struct gi_eve
 		ev->error = gi_map_daemon_error(q->result);
 		if (set_text(c, ev, q->reason, strnlen(q->reason, q->text_len)) < 0)
 			return -ENOMEM;
+		GI_PROBE2(error, ev->req, ev->error);
 		break;
 	case GI_CQE_NOP:
 		ev_init(ev, r);
@@ -179,6 +183,8 @@ static int sleep_once(struct gi_conn *c, int timeout_ms)
 	struct epoll_event evs[2];
 	int n, i;
 
+	if (timeout_ms != 0)
+		GI_PROBE1(sleep, c->ring.wait_seq);
 	n = epoll_wait(c->epfd, evs, 2, timeout_ms);
 	if (n < 0)
 		return -errno;

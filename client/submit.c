@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "client/conn.h"
+#include "client/probes.h"
 
 /* Longest back-off between two looks at a full SQ under GI_GEN_BLOCK. */
 #define BLOCK_SLEEP_MAX_NS 1000000L
@@ -248,6 +249,7 @@ static int submit(struct gi_conn *c, struct gi_sqe *sqe, const struct blob_src *
 	r = gi_cli_commit(&c->ring, 1);
 	if (r < 0)
 		gi_clog(c, GI_LOG_WARN, "ringing the engine's doorbell: %s", strerror(-r));
+	GI_PROBE3(submit, id, tag, sqe->opcode);
 	gi_conn_arm_for_poll(c);
 	if (ret_req)
 		*ret_req = id;
@@ -347,6 +349,7 @@ int gi_req_cancel(struct gi_conn *c, uint64_t req)
 		return -ENOENT;
 	if (c->dead)
 		return c->dead_err;
+	GI_PROBE1(cancel, req);
 	r = gi_cli_sq_space(&c->ring);
 	if (r > 0) {
 		struct gi_sqe sqe = {
