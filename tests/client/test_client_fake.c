@@ -588,6 +588,50 @@ START_TEST(fork_child_does_not_inherit_session)
 }
 END_TEST
 
+/* Runs build/bin/PROG with ARG against the fake, output to a file; returns
+ * the exit status and the output (malloc'd) in *RET_OUT. */
+static int run_example(const char *prog, const char *arg, char **ret_out)
+{
+	char path[128], out[160];
+	pid_t pid;
+	int status;
+
+	snprintf(path, sizeof(path), "bin/%s", prog);
+	snprintf(out, sizeof(out), "%s/%s.out", g.dir, prog);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		setenv("GI_SOCKET", g.path, 1);
+		if (!freopen(out, "w", stdout))
+			_exit(126);
+		execl(t_build(path), prog, arg, (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	*ret_out = t_read_file(out, NULL);
+	unlink(out);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+START_TEST(examples_run)
+{
+	struct fake_gid_cfg cfg = { .token_delay_us = 5000 };
+	char *out = NULL;
+
+	ck_assert_int_eq(fake_gid_start(&cfg, &g), 0);
+	ck_assert_int_eq(run_example("example-stream", "one two three", &out), 0);
+	ck_assert_ptr_nonnull(strstr(out, "one two three\n[eos, 3 tokens]"));
+	free(out);
+	ck_assert_int_eq(run_example("example-epoll", "a b c d e f", &out), 0);
+	ck_assert_ptr_nonnull(strstr(out, "[req 0] a b c d e fa b c d e f"));
+	ck_assert_ptr_nonnull(strstr(out, "[req 1] The little dogThe little dog"));
+	ck_assert_ptr_nonnull(strstr(out, "timer ticks meanwhile: "));
+	ck_assert_ptr_null(strstr(out, "timer ticks meanwhile: 0\n"));
+	free(out);
+	fake_gid_cleanup(&g);
+}
+END_TEST
+
 Suite *t_suite(void)
 {
 	Suite *s = suite_create("client_fake");
@@ -613,6 +657,7 @@ Suite *t_suite(void)
 	tcase_add_test(tc, refused_session);
 	tcase_add_test(tc, open_close_leaks_nothing);
 	tcase_add_test(tc, fork_child_does_not_inherit_session);
+	tcase_add_test(tc, examples_run);
 	suite_add_tcase(s, tc);
 	return s;
 }
