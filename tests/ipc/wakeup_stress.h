@@ -3,7 +3,8 @@
  *
  * A client thread and an engine thread ping-pong NOP SQEs/CQEs over a real
  * session region through gi_cli/gi_srv, with random pauses so both race
- * through their sleep paths (arm, fence, re-check, sleep) in every order.
+ * through their sleep paths (arm, fence, re-check, sleep) in every order,
+ * each thread pinned to its own CPU so that they really run at once.
  * Each sleep has a short poll timeout. When it expires, the sleeper checks
  * whether a wakeup was lost, exactly: records are waiting, the producer has
  * finished its "ring or not" decision for all of them (it publishes a
