@@ -1,4 +1,4 @@
-/* One main for every Check suite: each tests/**/test_*.c defines t_suite().
+/* One main for every Check suite: each test_*.c under tests/ defines t_suite().
  * Tests run forked (a crash or hang fails one test, not the run) with the
  * suite's own timeouts; the summary line is Check's. */
 #include <check.h>
