@@ -49,6 +49,7 @@ struct engine {
 	uint32_t n_sess, cap_sess;
 	bool shutting_down;
 	uint64_t started_ms;
+	uint32_t blocked_ms;           /* poll interval while streams wait on full CQs */
 	uint64_t sessions_total, protocol_errors;
 	uint64_t requests_total, requests_rejected, requests_done, requests_cancelled;
 	int32_t *ids;                  /* prompt tokenization buffer */

@@ -20,7 +20,8 @@
 #define MUTE_MS 200
 #define MUTE_LIMIT 5            /* mutes before the session is dropped */
 #define IDLE_TICK_MS 500        /* an idle engine still turns this often (watchdog) */
-#define BLOCKED_POLL_MS 1       /* every runnable request waits for a CQ to drain */
+#define BLOCKED_POLL_MS 1       /* every runnable request waits for a CQ to drain: */
+#define BLOCKED_POLL_MAX_MS 8   /* poll again, backing off while nothing moves */
 #define STATS_EVERY_MS 2
 
 enum cmd_kind { CMD_ADD, CMD_DROP, CMD_CANCEL, CMD_TENANTS, CMD_SHUTDOWN };
@@ -505,7 +506,9 @@ static void doorbell(struct engine *e, struct session *s, uint64_t now_ms)
 static void sleep_idle(struct engine *e, bool blocked)
 {
 	uint64_t now = gid_now_ms();
-	int timeout = blocked ? BLOCKED_POLL_MS : IDLE_TICK_MS;
+	int timeout = blocked ? (int)e->blocked_ms : IDLE_TICK_MS;
+	if (blocked && e->blocked_ms < BLOCKED_POLL_MAX_MS)
+		e->blocked_ms *= 2;
 	uint64_t wake = sched_next_wakeup_us(e->sched);
 	if (wake) {
 		uint64_t t = sched_now_us();
@@ -572,8 +575,10 @@ static void *engine_main(void *arg)
 			atomic_store(&e->stopped, true);
 			gi_db_ring(e->event_efd);
 		}
-		if (taken || tokens > 0 || atomic_load(&e->cmd_pending))
+		if (taken || tokens > 0 || atomic_load(&e->cmd_pending)) {
+			e->blocked_ms = BLOCKED_POLL_MS;
 			continue;
+		}
 		/* Nothing ran: either nothing is in flight (spin a little, then
 		 * sleep until a doorbell), or every runnable request waits for
 		 * its client to drain the CQ (poll again shortly). */
@@ -600,6 +605,7 @@ int engine_create(const struct engine_opts *o, struct engine **ret, char *err, s
 	e->epfd = e->wake_efd = e->event_efd = -1;
 	e->cmds_tail = &e->cmds;
 	e->started_ms = gid_now_ms();
+	e->blocked_ms = BLOCKED_POLL_MS;
 	pthread_mutex_init(&e->lock, NULL);
 	snprintf(e->stats.model, sizeof(e->stats.model), "%s", e->info->name);
 	snprintf(e->stats.backend, sizeof(e->stats.backend), "%s", e->info->backend);
