@@ -497,6 +497,24 @@ START_TEST(speed_spm)
 	ck_assert_msg(enc < 1.0 * SLACK, "encode took %.3f ms", enc);
 	tok_destroy(t);
 	gguf_close(g);
+
+	/* the same prose through gpt-2's byte-level BPE, for the record */
+	ck_assert_int_eq(gguf_open(t_shared("models/vocab/ggml-vocab-gpt-2.gguf"), &g, err,
+				   sizeof(err)), 0);
+	double t0 = now_ms();
+	ck_assert_int_eq(tok_create(g, &t, err, sizeof(err)), 0);
+	best = now_ms() - t0;
+	enc = 1e9;
+	for (int i = 0; i < 20; i++) {
+		t0 = now_ms();
+		ck_assert_int_gt(tok_encode(t, text, len, false, false, ids, 1024), 100);
+		double dt = now_ms() - t0;
+		enc = dt < enc ? dt : enc;
+	}
+	printf("speed: 50257-token BPE (gpt-2) tok_create %.2f ms, encode %zu bytes %.3f ms\n",
+	       best, len, enc);
+	tok_destroy(t);
+	gguf_close(g);
 }
 END_TEST
 
