@@ -311,9 +311,23 @@ static int ensure_model(const char *dir, const struct model_case *c, char *path,
 
 /* ---- report ------------------------------------------------------------------- */
 
+/* The 1-minute load average: other processes on the machine make every
+ * figure here lower, so the table says how busy it was. */
+static double load_avg(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (f && fscanf(f, "%lf", &l) != 1)
+		l = -1;
+	if (f)
+		fclose(f);
+	return l;
+}
+
 static void print_table(const struct result *r, int n, double bw)
 {
-	printf("memory read bandwidth: %.1f GB/s\n", bw);
+	printf("memory read bandwidth: %.1f GB/s; load average %.2f (%ld CPUs)\n", bw, load_avg(),
+	       sysconf(_SC_NPROCESSORS_ONLN));
 	printf("%-18s %3s %-8s %11s %11s %7s %11s %6s\n", "model", "thr", "metric", "ours t/s",
 	       "llama.cpp", "ratio", "roofline", "%roof");
 	for (int i = 0; i < n; i++) {
@@ -336,7 +350,7 @@ static void print_table(const struct result *r, int n, double bw)
 
 static void print_json(const struct result *r, int n, double bw)
 {
-	printf("{\"bandwidth_gbs\": %.2f, \"results\": [", bw);
+	printf("{\"bandwidth_gbs\": %.2f, \"load_average\": %.2f, \"results\": [", bw, load_avg());
 	for (int i = 0; i < n; i++) {
 		printf("%s\n  {\"model\": \"%s\", \"metric\": \"%s\"", i ? "," : "", r[i].model,
 		       r[i].metric);
