@@ -80,6 +80,8 @@ int gi_srv_post(struct gi_srv *s, const struct gi_cqe *cqes, uint32_t n)
 	if (r < 0)
 		return gi_srv_fail(s, "cq.head %u moved backwards or past cq.tail %u (last valid %u)",
 				   gi_load_relaxed(s->cq.head), s->cq.local_tail, s->cq.cached_head);
+	if (r > 0)
+		s->unkicked = true;
 	return r;
 }
 
@@ -173,11 +175,19 @@ int gi_srv_poll(struct gi_srv *s, uint32_t quota, gi_srv_fn fn, void *ctx)
 	if (done)
 		gi_ring_cons_release(&s->sq, done);
 	s->n_sqes += done;
-	return err < 0 ? err : (int)done;
+	if (err < 0)
+		return err;
+	int r = gi_srv_kick(s);
+	return r < 0 ? r : (int)done;
 }
 
 int gi_srv_kick(struct gi_srv *s)
 {
+	/* Nothing posted since the last kick: that kick's fence already paired
+	 * with any sleep the client armed after it (see doorbell.c). */
+	if (!s->unkicked)
+		return 0;
+	s->unkicked = false;
 	return gi_db_complete_kick(s->region.cq_wait_seq, &s->last_rung, s->complete_efd);
 }
 

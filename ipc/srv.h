@@ -25,6 +25,7 @@ struct gi_srv {
 	int complete_efd;          /* not owned */
 	uint32_t dflags;           /* private copy of daemon_flags */
 	uint32_t last_rung;        /* cq_wait_seq we last rang for */
+	bool unkicked;             /* events posted since the last gi_srv_kick */
 	bool armed;
 	struct gi_limits limits;
 	uint8_t *blob;             /* private copy of the current SQE's arena bytes */
@@ -59,8 +60,11 @@ int gi_srv_init(struct gi_srv *s, const struct gi_region *region, const struct g
 void gi_srv_fini(struct gi_srv *s); /* accepts a zeroed gi_srv */
 
 /* Consumes up to QUOTA SQEs. Each needs one free CQ slot (for a NOP or ERROR
- * answer), so polling stops early when the CQ is full. Returns the number of
- * SQEs consumed, or -EPROTO once the session failed (s->why says why). */
+ * answer), so polling stops early when the CQ is full. If anything was
+ * posted meanwhile (the reader's own NOP/ERROR answers, or the callback's
+ * events) it ends with gi_srv_kick, so those answers never wait for the
+ * caller to remember a kick. Returns the number of SQEs consumed, or -EPROTO
+ * once the session failed (s->why says why). */
 int gi_srv_poll(struct gi_srv *s, uint32_t quota, gi_srv_fn fn, void *ctx);
 
 /* Free CQ slots (re-reading and validating cq.head), or -EPROTO. */
@@ -75,7 +79,9 @@ int gi_srv_post(struct gi_srv *s, const struct gi_cqe *cqes, uint32_t n);
 int gi_srv_post_error(struct gi_srv *s, uint64_t user_data, int code, const char *reason);
 
 /* After posting: rings the completion doorbell if the client armed a sleep
- * since the last ring. Returns 1 if rung, 0, or a negative errno. */
+ * since the last ring. A no-op (no fence) when nothing was posted since the
+ * last call, so it is cheap to call for every session every step. Returns 1
+ * if rung, 0, or a negative errno. */
 int gi_srv_kick(struct gi_srv *s);
 
 /* Engine going idle: sets NEED_WAKEUP, full fence, re-checks sq.tail (and
