@@ -109,36 +109,38 @@ static void pack_q6k(const uint8_t *w, size_t wrow, size_t sb, uint8_t *dst)
 	}
 }
 
-/* acc[i] += C[i] * dsc * dx[i] for one sub-block's stored C. */
-static inline __attribute__((always_inline)) void scale_sub(__m512 *acc, const int32_t *c, const float *dsc,
-							    const float *dx)
+/* t[i] += C[i] * dsc for one sub-block's stored C (dsc: d * scale per
+ * weight row). */
+static inline __attribute__((always_inline)) void scale_sub(__m512 *t, const int32_t *c, const float *dsc)
 {
 	const __m512 s = _mm512_load_ps(dsc);
 #pragma GCC unroll 16
 	for (int i = 0; i < TILE; i++)
-		acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + TILE * i)),
-					 _mm512_mul_ps(s, _mm512_set1_ps(dx[i])), acc[i]);
+		t[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + TILE * i)), s, t[i]);
 }
 
 /* 16 activation rows x 16 weight rows over the packed super-blocks
- * [S0, S1); NSUB sub-blocks of SUB bytes each. The scaling of sub-block s
- * runs after the tile product of s + 1 was issued. */
+ * [S0, S1); NSUB sub-blocks of SUB bytes each, accumulated into Y (set to
+ * zero first if FIRST). Per super-block, t[i] sums the sub-blocks' scaled
+ * products (the scaling of sub-block s runs after the tile product of
+ * s + 1 was issued), then Y gets t[i] * d_x once. */
 static void tile_run(int q4k, const uint8_t *x, size_t xs, const uint8_t *packed, size_t s0, size_t s1,
 		     float *y, size_t ldy, int first)
 {
 	const int nsub = q4k ? 8 : 16, sub = q4k ? 32 : 16;
 	int32_t cbuf[2][TILE * TILE] __attribute__((aligned(64)));
-	float dx[TILE] __attribute__((aligned(64)));
-	__m512 acc[TILE];
+	float bsf[TILE][8] __attribute__((aligned(32)));
+	__m512 t[TILE];
 
-	for (int i = 0; i < TILE; i++)
-		acc[i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + (size_t)i * ldy);
+	if (first)
+		for (int i = 0; i < TILE; i++)
+			_mm512_storeu_ps(y + (size_t)i * ldy, _mm512_setzero_ps());
 	for (size_t sb = s0; sb < s1; sb++) {
 		const uint8_t *pk = packed + (sb - s0) * SB_BYTES;
 		const float *dsc = (const float *)(pk + (size_t)nsub * 64 * (size_t)(sub / 4));
 		const uint8_t *xa = x + sb * sizeof(struct block_q8_K) + offsetof(struct block_q8_K, qs);
 		for (int i = 0; i < TILE; i++)
-			dx[i] = ((const struct block_q8_K *)(x + (size_t)i * xs))[sb].d;
+			t[i] = _mm512_setzero_ps();
 		for (int s = 0; s < nsub; s++) {
 			_tile_loadd(1, xa + sub * s, (long)xs);
 			_tile_loadd(2, pk + 64 * (sub / 4) * s, 64);
@@ -149,26 +151,30 @@ static void tile_run(int q4k, const uint8_t *x, size_t xs, const uint8_t *packed
 				_tile_dpbssd(0, 1, 2);
 			_tile_stored(0, cbuf[s & 1], 64);
 			if (s > 0)
-				scale_sub(acc, cbuf[(s - 1) & 1], dsc + TILE * (s - 1), dx);
+				scale_sub(t, cbuf[(s - 1) & 1], dsc + TILE * (s - 1));
 		}
-		scale_sub(acc, cbuf[(nsub - 1) & 1], dsc + TILE * (nsub - 1), dx);
+		scale_sub(t, cbuf[(nsub - 1) & 1], dsc + TILE * (nsub - 1));
 		if (q4k) {
-			/* - sum_j dmin * m_j * (bsums[2j] + bsums[2j + 1]) * dx */
+			/* - sum_j dmin * m_j * (bsums[2j] + bsums[2j + 1]) */
 			const float *dm = dsc + 8 * TILE;
+			for (int i = 0; i < TILE; i++) {
+				const __m256i bs = _mm256_loadu_si256(
+					(const __m256i *)((const struct block_q8_K *)(x + (size_t)i * xs))[sb].bsums);
+				_mm256_store_ps(bsf[i], _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, _mm256_set1_epi16(1))));
+			}
 #pragma GCC unroll 16
 			for (int i = 0; i < TILE; i++) {
-				const int16_t *bs = ((const struct block_q8_K *)(x + (size_t)i * xs))[sb].bsums;
-				__m512 t = _mm512_setzero_ps();
 #pragma GCC unroll 8
 				for (int j = 0; j < 8; j++)
-					t = _mm512_fmadd_ps(_mm512_load_ps(dm + TILE * j),
-							    _mm512_set1_ps((float)(bs[2 * j] + bs[2 * j + 1])), t);
-				acc[i] = _mm512_fnmadd_ps(t, _mm512_set1_ps(dx[i]), acc[i]);
+					t[i] = _mm512_fnmadd_ps(_mm512_load_ps(dm + TILE * j), _mm512_set1_ps(bsf[i][j]), t[i]);
 			}
 		}
+		for (int i = 0; i < TILE; i++) {
+			const float dx = ((const struct block_q8_K *)(x + (size_t)i * xs))[sb].d;
+			float *yi = y + (size_t)i * ldy;
+			_mm512_storeu_ps(yi, _mm512_fmadd_ps(t[i], _mm512_set1_ps(dx), _mm512_loadu_ps(yi)));
+		}
 	}
-	for (int i = 0; i < TILE; i++)
-		_mm512_storeu_ps(y + (size_t)i * ldy, acc[i]);
 }
 
 static void mm_k_amx(int q4k, const void *w, size_t k, const void *xq, size_t xs, size_t m, float *y,
