@@ -2,6 +2,7 @@
  * BOS or special-token parsing, then detokenize back), stories260K's golden
  * prompts and outputs, special tokens, streaming, hostile metadata, speed. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,57 @@ START_TEST(vocab_others)
 	int pass = run_vocab(others[_i].name, true);
 	ck_assert_msg(pass >= others[_i].floor, "%s: %d pass, floor %d", others[_i].name, pass,
 		      others[_i].floor);
+}
+END_TEST
+
+/* One tokenizer serves every thread (as llama.cpp's test-tokenizer-0 runs
+ * it): concurrent encodes give the single-threaded ids. */
+struct mt_arg {
+	const struct tokenizer *t;
+	const char *text;
+	size_t len;
+	const int32_t *want;
+	int n_want;
+	int bad;
+};
+
+static void *mt_worker(void *p)
+{
+	struct mt_arg *a = p;
+	int32_t ids[4096];
+	for (int r = 0; r < 200; r++) {
+		int n = tok_encode(a->t, a->text, a->len, true, true, ids, 4096);
+		if (n != a->n_want || memcmp(ids, a->want, (size_t)n * sizeof(*ids)))
+			a->bad++;
+	}
+	return NULL;
+}
+
+START_TEST(shared_across_threads)
+{
+	static const char *const rel[] = { "models/vocab/ggml-vocab-gpt-2.gguf",
+					   "models/vocab/ggml-vocab-llama-spm.gguf" };
+	struct vocab v = vocab_open(rel[_i]);
+	size_t len;
+	char *text = t_read_file(t_shared("models/vocab/ggml-vocab-gpt-2.gguf.inp"), &len);
+	ck_assert_ptr_nonnull(text);
+	int32_t *want = malloc(4096 * sizeof(*want));
+	int n = tok_encode(v.t, text, len, true, true, want, 4096);
+	ck_assert_int_gt(n, 100);
+	ck_assert_int_le(n, 4096);
+	pthread_t th[4];
+	struct mt_arg a[4];
+	for (int i = 0; i < 4; i++) {
+		a[i] = (struct mt_arg){ v.t, text, len, want, n, 0 };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, mt_worker, &a[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(a[i].bad, 0);
+	}
+	free(want);
+	free(text);
+	vocab_close(v);
 }
 END_TEST
 
@@ -525,6 +577,7 @@ Suite *t_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, vocab_required, 0, 3);
 	tcase_add_loop_test(tc, vocab_others, 0, (int)(sizeof(others) / sizeof(others[0])));
+	tcase_add_loop_test(tc, shared_across_threads, 0, 2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("stories260K");
