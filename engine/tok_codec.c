@@ -63,11 +63,8 @@ static int cut(const struct tokenizer *t, int32_t id, const char *text, const st
 			const char *m = memmem(text + base, end - base, tt, tl);
 			if (!m)
 				break;
-			size_t mo = (size_t)(m - text), left = mo;
-			if (attr & TOK_ATTR_LSTRIP)
-				while (left > base && is_space(text[left - 1]))
-					left--;
-			if ((ret = frags_push(b, -1, base, left - base)) < 0 ||
+			size_t mo = (size_t)(m - text);
+			if ((ret = frags_push(b, -1, base, mo - base)) < 0 ||
 			    (ret = frags_push(b, id, 0, 0)) < 0)
 				return ret;
 			base = mo + tl;

@@ -21,9 +21,8 @@ enum {
 	TOK_ATTR_CONTROL = 1u << 3,
 	TOK_ATTR_USER_DEFINED = 1u << 4,
 	TOK_ATTR_BYTE = 1u << 5,
-	TOK_ATTR_LSTRIP = 1u << 6, /* eat spaces left of it when parsing specials */
-	TOK_ATTR_RSTRIP = 1u << 7, /* eat spaces right of it */
-	TOK_ATTR_EOG = 1u << 8,    /* ends generation */
+	TOK_ATTR_RSTRIP = 1u << 6, /* eats the spaces after it (llama.cpp's Phi-3 rule) */
+	TOK_ATTR_EOG = 1u << 7,    /* ends generation */
 };
 
 /* Open-addressing hash table from a byte string to a value; the strings
@@ -66,7 +65,7 @@ struct tokenizer {
 	uint32_t *merge_off, *merge_len, *merge_split;
 	struct tok_map merges; /* left||right (hash of the joined bytes) -> rank */
 
-	int32_t bos, eos, eot, eom, unk, pad;
+	int32_t bos, eos, eot, eom, unk;
 	bool add_bos, add_eos, add_space_prefix, ignore_merges;
 
 	int32_t byte_tok[256];  /* SPM byte fallback: <0xNN> (or the byte itself) */

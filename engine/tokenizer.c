@@ -399,7 +399,7 @@ static int load(struct tokenizer *t, const struct gguf *g, char *err, size_t err
 		    (int)(model.len > 64 ? 64 : model.len), model.ptr);
 		return -EINVAL;
 	}
-	t->eot = t->eom = t->pad = -1;
+	t->eot = t->eom = -1;
 
 	ret = gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_STRING, &toks, err, errlen);
 	if (ret == -ENOENT) {
@@ -436,7 +436,6 @@ static int load(struct tokenizer *t, const struct gguf *g, char *err, size_t err
 	special_id(g, "tokenizer.ggml.eot_token_id", t->n_vocab, &t->eot);
 	special_id(g, "tokenizer.ggml.eom_token_id", t->n_vocab, &t->eom);
 	special_id(g, "tokenizer.ggml.unknown_token_id", t->n_vocab, &t->unk);
-	special_id(g, "tokenizer.ggml.padding_token_id", t->n_vocab, &t->pad);
 	opt_bool(g, "tokenizer.ggml.add_bos_token", &t->add_bos);
 	opt_bool(g, "tokenizer.ggml.add_eos_token", &t->add_eos);
 	if ((t->add_bos && t->bos < 0) || (t->add_eos && t->eos < 0)) {
