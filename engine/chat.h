@@ -37,7 +37,8 @@ int chat_tmpl_from_name(const char *name, enum chat_tmpl *ret);
 
 /* Formats N messages as the model expects; ADD_ASSISTANT appends the opening
  * of the assistant's turn. BOS/EOS are the model's token texts (used by
- * templates that spell them, e.g. llama2's "<s>[INST]"; NULL: "<s>", "</s>").
+ * templates that spell them, e.g. llama2's "<s>[INST]"; NULL: what llama.cpp
+ * spells, "<s>" and "</s>", zephyr's "<|endoftext|>").
  * Like snprintf, writes at most CAP bytes including the terminating NUL and
  * returns the full length without it, or -EINVAL for an unknown role (only
  * "system", "user" and "assistant" exist). */
