@@ -108,7 +108,16 @@ START_TEST(client_killed_mid_stream)
 	ck_assert_int_gt(gidt_json_num(js, "kv_blocks_used"), 0);
 	/* Its stream is stalled behind its full CQ: the engine must wait, not
 	 * spin (well under half a core while nothing can move). */
-	usleep(300000); /* until its CQ is full */
+	/* until its CQ is full: tokens_generated stops moving */
+	long long gen = -1;
+	for (int i = 0; i < 100; i++) {
+		usleep(100000);
+		ck_assert_int_gt(gidt_stats(dmn.sock, js, sizeof(js)), 0);
+		long long g = gidt_json_num(js, "tokens_generated");
+		if (g == gen)
+			break;
+		gen = g;
+	}
 	long long cpu0 = gidt_cpu_ms(dmn.pid);
 	usleep(1000000);
 	long long cpu = gidt_cpu_ms(dmn.pid) - cpu0;
