@@ -43,7 +43,7 @@ SANFLAGS :=
 endif
 
 PKGS := liburing libbpf libelf zlib check libsystemd inih libpcre2-8
-ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && test -f /usr/include/sys/sdt.h && command -v bpftool >/dev/null && echo ok),ok)
+ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo "\#include <sys/sdt.h>" | $(or $(CC),cc) -E -x c - >/dev/null 2>&1 && command -v bpftool >/dev/null && echo ok),ok)
 $(info deps: some build dependencies are missing; running scripts/deps.sh)
 $(if $(shell scripts/deps.sh >&2 && echo ok),,$(error scripts/deps.sh failed: install the packages it names))
 endif
@@ -155,12 +155,15 @@ $(B)/bin/example-%: $(B)/obj/examples/%.o $(LIB_CLIENT_SO)
 	$(call say,LINK,$@)mkdir -p $(@D) && $(CC) $(LDFLAGS_ALL) -o $@ $< -L$(B)/lib -lgiclient -Wl,-rpath,'$$ORIGIN/../lib'
 
 # ---- tests ------------------------------------------------------------------
+# TSan builds of *_mt tests hold only the ipc and client layers: the shared
+# test helpers plus the support files beside the test.
+tsan_support = tests/t_main.c tests/t_util.c $(filter $(dir $(1))%,$(TEST_SUPPORT))
 define test_rule
 $(B)/tests/$(notdir $(basename $(1))): $(call obj,$(1) $(TEST_SUPPORT)) $(CLIENT_OBJS) $(if $(DAEMON_LIB_SRCS),$(LIB_DAEMON)) $(INTERNAL_LIBS)
 	$$(call say,LINK,$$@)mkdir -p $$(@D) && $$(CC) $$(LDFLAGS_ALL) -o $$@ $$^ $$(CHECKLIBS) $$(SYSLIBS)
-build/tsan/tests/$(notdir $(basename $(1))): $(1) $(TEST_SUPPORT) $(CLIENT_SRCS) $(IPC_SRCS) $(B)/config.h
+build/tsan/tests/$(notdir $(basename $(1))): $(1) $(call tsan_support,$(1)) $(CLIENT_SRCS) $(IPC_SRCS) $(B)/config.h
 	$$(call say,TSAN,$$@)mkdir -p $$(@D) && $$(CC) $$(CPPFLAGS) -std=gnu11 -pthread -O1 -g -fsanitize=thread -DGI_TSAN=1 \
-		-o $$@ $(1) $(TEST_SUPPORT) $(CLIENT_SRCS) $(IPC_SRCS) $$(CHECKLIBS) $$(SYSLIBS)
+		-o $$@ $(1) $(call tsan_support,$(1)) $(CLIENT_SRCS) $(IPC_SRCS) $$(CHECKLIBS) $$(SYSLIBS)
 endef
 $(foreach t,$(TEST_SRCS),$(eval $(call test_rule,$(t))))
 
