@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -248,6 +249,20 @@ START_TEST(daemon_killed)
 }
 END_TEST
 
+/* A client that connects and never says HELLO: closed after the
+ * handshake timeout (5 s). Exit 10 if closed in time. */
+static int silent_client(void)
+{
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	memcpy(a.sun_path, dmn.sock, sizeof(dmn.sock));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return 2;
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+	char b;
+	return poll(&p, 1, 9000) == 1 && recv(fd, &b, 1, 0) == 0 ? 10 : 11;
+}
+
 /* Hostile children, each on its own session. Returns its pid. */
 static pid_t hostile(int kind)
 {
@@ -255,6 +270,8 @@ static pid_t hostile(int kind)
 	ck_assert_int_ge(pid, 0);
 	if (pid)
 		return pid;
+	if (kind == 5)
+		_exit(silent_client());
 	struct gidt_conn c;
 	if (gidt_connect(&c, dmn.sock) < 0)
 		_exit(2);
@@ -293,6 +310,25 @@ static pid_t hostile(int kind)
 				gi_db_ring(c.hs.submit_efd);
 		break;
 	}
+	case 4: { /* file descriptors sent to the daemon */
+		struct gi_stats_req q = { 0 };
+		gi_msg_init(&q.hdr, GI_MSG_STATS_REQ, sizeof(q), 1);
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(sizeof(int))];
+		} ctl = { 0 };
+		struct iovec iov = { .iov_base = &q, .iov_len = sizeof(q) };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+				    .msg_controllen = sizeof(ctl.buf) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		int fd = 0;
+		memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
+		sendmsg(c.hs.sock, &m, MSG_NOSIGNAL);
+		break;
+	}
 	case 3: { /* garbage on the control socket */
 		uint8_t junk[200];
 		for (size_t i = 0; i < sizeof(junk); i++)
@@ -310,14 +346,15 @@ static pid_t hostile(int kind)
 START_TEST(hostile_clients)
 {
 	start(NULL);
-	pid_t pids[4];
-	for (int k = 0; k < 4; k++)
+	enum { K = 6 };
+	pid_t pids[K];
+	for (int k = 0; k < K; k++)
 		pids[k] = hostile(k);
 	/* Meanwhile honest clients are served correctly. */
 	ck_assert_int_eq(golden_pass(), 0);
 	ck_assert_int_eq(golden_pass(), 0);
-	int st[4];
-	for (int k = 0; k < 4; k++) {
+	int st[K];
+	for (int k = 0; k < K; k++) {
 		waitpid(pids[k], &st[k], 0);
 		ck_assert(WIFEXITED(st[k]));
 	}
@@ -328,9 +365,11 @@ START_TEST(hostile_clients)
 	ck_assert_int_eq(WEXITSTATUS(st[1]), 10);
 	ck_assert_int_eq(WEXITSTATUS(st[2]), 10);
 	ck_assert_int_eq(WEXITSTATUS(st[3]), 10);
+	ck_assert_int_eq(WEXITSTATUS(st[4]), 10);
+	ck_assert_int_eq(WEXITSTATUS(st[5]), 10);
 	static char js[65536];
 	ck_assert_int_gt(gidt_stats(dmn.sock, js, sizeof(js)), 0);
-	ck_assert_int_ge(gidt_json_num(js, "protocol_errors"), 3);
+	ck_assert_int_ge(gidt_json_num(js, "protocol_errors"), 4);
 	ck_assert_int_gt(gidt_json_num(js, "requests_rejected"), 0);
 	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "sessions", 0, 5000), 0);
 	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "kv_blocks_used", 0, 5000), 0);
