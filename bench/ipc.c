@@ -145,6 +145,7 @@ static void echo_server(struct session *ss, int sleepy, uint64_t spin_ns)
 	if (gi_srv_init(&srv, &ss->daemon_view, &lim, 0, ss->sub, ss->cmp))
 		_exit(1);
 	uint64_t last = now_ns();
+	unsigned spins = 0;
 	int stop = 0;
 	for (;;) {
 		int r = gi_srv_poll(&srv, 64, on_req, &stop);
@@ -163,7 +164,12 @@ static void echo_server(struct session *ss, int sleepy, uint64_t spin_ns)
 			continue;
 		}
 		if (now_ns() - last < spin_ns) {
-			gi_cpu_relax();
+			/* The same courtesy as gi_cli_wait's spin: yield now and
+			 * then in case the client shares this CPU. */
+			if ((++spins & 63) == 0)
+				sched_yield();
+			else
+				gi_cpu_relax();
 			continue;
 		}
 		r = gi_srv_arm(&srv);

@@ -2,6 +2,7 @@
 #include "ipc/cli.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <time.h>
 
 #include "ipc/atomics.h"
@@ -148,7 +149,14 @@ int gi_cli_wait(struct gi_cli *c, uint64_t spin_ns, int timeout_ms)
 			r = gi_ring_cons_avail(&c->cq, 1);
 			if (r != 0)
 				return r < 0 ? r : 1;
-		} while ((++k & 63) || now_ns() < end);
+			/* Every ~64 polls, let a runnable task of this CPU go first:
+			 * if the engine shares our CPU, spinning would only delay
+			 * the very answer we wait for (measured: 107 us instead of
+			 * 5 us unpinned). With nothing else runnable it returns at
+			 * once. */
+			if ((++k & 63) == 0)
+				sched_yield();
+		} while ((k & 63) || now_ns() < end);
 	}
 	uint64_t deadline = timeout_ms < 0 ? 0 : now_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (;;) {
