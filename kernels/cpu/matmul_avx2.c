@@ -34,18 +34,18 @@ INLINE __m256i dot_u8s8(__m256i u, __m256i s)
 
 INLINE void setzero(__m256 acc[MR_MAX][NR_MAX], int mr, int nr)
 {
-	#pragma GCC unroll 8
+#pragma GCC unroll 8
 	for (int i = 0; i < mr; i++)
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			acc[i][r] = _mm256_setzero_ps();
 }
 
 INLINE void store(__m256 acc[MR_MAX][NR_MAX], int mr, int nr, float *y, size_t ldy)
 {
-	#pragma GCC unroll 8
+#pragma GCC unroll 8
 	for (int i = 0; i < mr; i++)
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			y[(size_t)i * ldy + (size_t)r] = hsum8(acc[i][r]);
 }
@@ -62,7 +62,7 @@ INLINE void pair_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x,
 	for (size_t b = 0; b < k / 32; b++) {
 		__m256i wq[NR_MAX];
 		float wd[NR_MAX];
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++) {
 			const uint8_t *blk = w + (size_t)r * wrow + b * bsz;
 			wd[r] = f16_load(blk);
@@ -73,7 +73,7 @@ INLINE void pair_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x,
 				wq[r] = _mm256_loadu_si256((const __m256i *)(blk + 2));
 			}
 		}
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int i = 0; i < mr; i++) {
 			const uint8_t *xr = x + (size_t)i * xs;
 			const float dx = act_d_of(xr, k)[b];
@@ -86,7 +86,7 @@ INLINE void pair_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x,
 			} else {
 				xv = _mm256_loadu_si256((const __m256i *)(xr + 32 * b));
 			}
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++) {
 				__m256i dot;
 				if (q4) /* nibbles are stored +8: add the block's -8 * sum(x) */
@@ -142,22 +142,22 @@ INLINE void float_tile(enum gi_type t, const uint8_t *w, size_t wrow, size_t k, 
 	setzero(acc, mr, nr);
 	for (; off + 8 <= k; off += 8) {
 		__m256 wv[NR_MAX];
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			wv[r] = fw_load(t, w + (size_t)r * wrow, off);
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int i = 0; i < mr; i++) {
 			const __m256 xv = _mm256_loadu_ps((const float *)(x + (size_t)i * xs) + off);
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++)
 				acc[i][r] = _mm256_fmadd_ps(wv[r], xv, acc[i][r]);
 		}
 	}
 	store(acc, mr, nr, y, ldy);
 	for (; off < k; off++)
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int i = 0; i < mr; i++)
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++)
 				y[(size_t)i * ldy + (size_t)r] += fw_scalar(t, w + (size_t)r * wrow, off) *
 								  ((const float *)(x + (size_t)i * xs))[off];
@@ -167,7 +167,7 @@ INLINE void float_tile(enum gi_type t, const uint8_t *w, size_t wrow, size_t k, 
 
 static void q4k_scale_min(const uint8_t *s, int *sc, int *m)
 {
-	#pragma GCC unroll 8
+#pragma GCC unroll 8
 	for (int j = 0; j < 8; j++) {
 		if (j < 4) {
 			sc[j] = s[j] & 63;
@@ -189,41 +189,41 @@ INLINE void q4k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 		const struct block_q4_K *blk[NR_MAX];
 		int sc[NR_MAX][8], mn[NR_MAX][8];
 		__m256i isum[MR_MAX][NR_MAX];
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++) {
 			blk[r] = (const struct block_q4_K *)(w + (size_t)r * wrow) + b;
 			q4k_scale_min(blk[r]->scales, sc[r], mn[r]);
 		}
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int i = 0; i < mr; i++)
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++)
 				isum[i][r] = _mm256_setzero_si256();
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int j = 0; j < 8; j++) {
 			__m256i q[NR_MAX];
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++) {
 				const __m256i v = _mm256_loadu_si256((const __m256i *)(blk[r]->qs + 32 * (j / 2)));
 				q[r] = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0f));
 			}
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int i = 0; i < mr; i++) {
 				const struct block_q8_K *xb = (const struct block_q8_K *)(x + (size_t)i * xs) + b;
 				const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb->qs + 32 * act_q4k_slot(j)));
-				#pragma GCC unroll 8
+#pragma GCC unroll 8
 				for (int r = 0; r < nr; r++)
 					isum[i][r] = _mm256_add_epi32(isum[i][r],
 						_mm256_madd_epi16(_mm256_maddubs_epi16(q[r], xv), _mm256_set1_epi16((short)sc[r][j])));
 			}
 		}
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int i = 0; i < mr; i++) {
 			const struct block_q8_K *xb = (const struct block_q8_K *)(x + (size_t)i * xs) + b;
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++) {
 				int msum = 0;
-				#pragma GCC unroll 8
+#pragma GCC unroll 8
 				for (int j = 0; j < 8; j++)
 					msum += mn[r][j] * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
 				const float d = _cvtsh_ss(blk[r]->d) * xb->d;
@@ -245,13 +245,13 @@ INLINE void q6k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 	for (size_t b = 0; b < k / QK_K; b++) {
 		const struct block_q6_K *blk[NR_MAX];
 		__m256i isum[MR_MAX][NR_MAX];
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			blk[r] = (const struct block_q6_K *)(w + (size_t)r * wrow) + b;
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int i = 0; i < mr; i++) {
 			const struct block_q8_K *xb = (const struct block_q8_K *)(x + (size_t)i * xs) + b;
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++) {
 				int corr = 0;
 				for (int s = 0; s < 16; s++)
@@ -259,11 +259,11 @@ INLINE void q6k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 				isum[i][r] = _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, -32 * corr);
 			}
 		}
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int g = 0; g < 8; g++) {
 			const int n = g / 4, sub = g % 4;
 			__m256i q[NR_MAX], s[NR_MAX];
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++) {
 				const uint8_t *ql = blk[r]->ql + 64 * n + 32 * (sub & 1);
 				const __m256i l = _mm256_loadu_si256((const __m256i *)ql);
@@ -274,20 +274,20 @@ INLINE void q6k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 				const int8_t *scp = blk[r]->scales + 2 * g;
 				s[r] = _mm256_set_m128i(_mm_set1_epi16(scp[1]), _mm_set1_epi16(scp[0]));
 			}
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int i = 0; i < mr; i++) {
 				const struct block_q8_K *xb = (const struct block_q8_K *)(x + (size_t)i * xs) + b;
 				const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb->qs + 32 * g));
-				#pragma GCC unroll 8
+#pragma GCC unroll 8
 				for (int r = 0; r < nr; r++)
 					isum[i][r] = _mm256_add_epi32(isum[i][r],
 						_mm256_madd_epi16(_mm256_maddubs_epi16(q[r], xv), s[r]));
 			}
 		}
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int i = 0; i < mr; i++) {
 			const struct block_q8_K *xb = (const struct block_q8_K *)(x + (size_t)i * xs) + b;
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++)
 				acc[i][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][r]),
 							    _mm256_set1_ps(_cvtsh_ss(blk[r]->d) * xb->d), acc[i][r]);

@@ -124,10 +124,10 @@ INLINE void pair_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x,
 
 /* ---- float weights (activations stay f32) ------------------------------------ */
 
-/* 16 weights from K-offset OFF of a row, as floats; N < 16 loads a tail. */
-INLINE __m512 fw_load(enum gi_type t, const uint8_t *row, size_t off, size_t n)
+/* 16 weights from K-offset OFF of a row, as floats; MASK picks the lanes
+ * to load (a tail), the others are zero. */
+INLINE __m512 fw_load(enum gi_type t, const uint8_t *row, size_t off, __mmask16 mask)
 {
-	const __mmask16 mask = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
 	switch (t) {
 	case GI_TYPE_F16:
 		return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, row + 2 * off));
@@ -139,39 +139,46 @@ INLINE __m512 fw_load(enum gi_type t, const uint8_t *row, size_t off, size_t n)
 	}
 }
 
+/* One 16-element K step of an MR x NR float tile. */
+INLINE void float_step(enum gi_type t, const uint8_t *w, size_t wrow, const uint8_t *x, size_t xs, size_t off,
+		       __mmask16 mask, int mr, int nr, __m512 acc[FMR_MAX][NR_MAX])
+{
+	const size_t esz = t == GI_TYPE_F32 ? 4 : 2;
+	__m512 wv[NR_MAX];
+
+#pragma GCC unroll 8
+	for (int r = 0; r < nr; r++) {
+		if (off * esz % 64 == 0)
+			_mm_prefetch((const char *)w + (size_t)r * wrow + off * esz + PREFETCH, _MM_HINT_T0);
+		wv[r] = fw_load(t, w + (size_t)r * wrow, off, mask);
+	}
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++) {
+		const __m512 xv = _mm512_maskz_loadu_ps(mask, (const float *)(x + (size_t)i * xs) + off);
+#pragma GCC unroll 8
+		for (int r = 0; r < nr; r++)
+			acc[i][r] = _mm512_fmadd_ps(wv[r], xv, acc[i][r]);
+	}
+}
+
 INLINE void float_tile(enum gi_type t, const uint8_t *w, size_t wrow, size_t k, const uint8_t *x,
 		       size_t xs, int mr, int nr, float *y, size_t ldy)
 {
 	__m512 acc[FMR_MAX][NR_MAX];
+	size_t off = 0;
 
-	#pragma GCC unroll 8
-
+#pragma GCC unroll 8
 	for (int i = 0; i < mr; i++)
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			acc[i][r] = _mm512_setzero_ps();
-	for (size_t off = 0; off < k; off += 16) {
-		const size_t n = k - off;
-		__m512 wv[NR_MAX];
-		#pragma GCC unroll 8
-		for (int r = 0; r < nr; r++) {
-			if ((off * (t == GI_TYPE_F32 ? 4 : 2)) % 64 == 0)
-				_mm_prefetch((const char *)w + (size_t)r * wrow + off * (t == GI_TYPE_F32 ? 4 : 2) + PREFETCH,
-					     _MM_HINT_T0);
-			wv[r] = fw_load(t, w + (size_t)r * wrow, off, n);
-		}
-		#pragma GCC unroll 8
-		for (int i = 0; i < mr; i++) {
-			const __mmask16 mask = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
-			const __m512 xv = _mm512_maskz_loadu_ps(mask, (const float *)(x + (size_t)i * xs) + off);
-			#pragma GCC unroll 8
-			for (int r = 0; r < nr; r++)
-				acc[i][r] = _mm512_fmadd_ps(wv[r], xv, acc[i][r]);
-		}
-	}
-	#pragma GCC unroll 8
+	for (; off + 16 <= k; off += 16)
+		float_step(t, w, wrow, x, xs, off, (__mmask16)0xffff, mr, nr, acc);
+	if (off < k)
+		float_step(t, w, wrow, x, xs, off, (__mmask16)((1u << (k - off)) - 1), mr, nr, acc);
+#pragma GCC unroll 8
 	for (int i = 0; i < mr; i++)
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			y[(size_t)i * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[i][r]);
 }

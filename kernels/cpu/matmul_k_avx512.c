@@ -62,10 +62,10 @@ INLINE void q4k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 	const __m512i m4 = _mm512_set1_epi8(0x0f);
 	__m512 acc[MR_MAX][NR_MAX];
 
-	#pragma GCC unroll 8
+#pragma GCC unroll 8
 
 	for (int i = 0; i < mr; i++)
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			acc[i][r] = _mm512_setzero_ps();
 	for (size_t b = 0; b < k / QK_K; b++) {
@@ -74,34 +74,34 @@ INLINE void q4k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 		__m256i sm[NR_MAX];
 		__m512i isum[MR_MAX][NR_MAX];
 
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 
 		for (int r = 0; r < nr; r++) {
 			blk[r] = (const struct block_q4_K *)(w + (size_t)r * wrow) + b;
 			prefetch_block(blk[r], sizeof(struct block_q4_K));
 			sm[r] = q4k_scales(blk[r]->scales);
 		}
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int i = 0; i < mr; i++) {
 			xb[i] = (const struct block_q8_K *)(x + (size_t)i * xs) + b;
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++)
 				isum[i][r] = _mm512_setzero_si512();
 		}
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int g = 0; g < 4; g++) {
 			const __m512i idx = _mm512_loadu_si512(idx_q4k[g]);
 			__m512i q[NR_MAX], s[NR_MAX];
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++) {
 				const __m512i v = _mm512_loadu_si512(blk[r]->qs + 64 * (g >> 1));
 				q[r] = _mm512_and_si512(g & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
 				s[r] = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(sm[r]));
 			}
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int i = 0; i < mr; i++) {
 				const __m512i xv = _mm512_loadu_si512(xb[i]->qs + 64 * g);
-				#pragma GCC unroll 8
+#pragma GCC unroll 8
 				for (int r = 0; r < nr; r++)
 					isum[i][r] = _mm512_dpwssd_epi32(isum[i][r], _mm512_maddubs_epi16(q[r], xv), s[r]);
 			}
@@ -109,17 +109,17 @@ INLINE void q4k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 		__m256i mexp[NR_MAX];
 		float d[NR_MAX], dmin[NR_MAX];
 		const __m256i midx = _mm256_loadu_si256((const __m256i *)idx_q4k_min);
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++) {
 			mexp[r] = _mm256_permutexvar_epi16(midx, sm[r]);
 			d[r] = _cvtsh_ss(blk[r]->d);
 			dmin[r] = -_cvtsh_ss(blk[r]->dmin);
 		}
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int i = 0; i < mr; i++) {
 			const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[i]->bsums);
 			const float dx = xb[i]->d;
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++) {
 				const __m256 mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mexp[r]));
 				acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i][r]), _mm512_set1_ps(d[r] * dx), acc[i][r]);
@@ -128,9 +128,9 @@ INLINE void q4k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 			}
 		}
 	}
-	#pragma GCC unroll 8
+#pragma GCC unroll 8
 	for (int i = 0; i < mr; i++)
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			y[(size_t)i * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[i][r]);
 }
@@ -153,10 +153,10 @@ INLINE void q6k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 {
 	__m512 acc[MR_MAX][NR_MAX];
 
-	#pragma GCC unroll 8
+#pragma GCC unroll 8
 
 	for (int i = 0; i < mr; i++)
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			acc[i][r] = _mm512_setzero_ps();
 	for (size_t b = 0; b < k / QK_K; b++) {
@@ -165,52 +165,52 @@ INLINE void q6k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 		__m256i sc[NR_MAX];
 		__m512i isum[MR_MAX][NR_MAX];
 
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 
 		for (int r = 0; r < nr; r++) {
 			blk[r] = (const struct block_q6_K *)(w + (size_t)r * wrow) + b;
 			prefetch_block(blk[r], sizeof(struct block_q6_K));
 			sc[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk[r]->scales));
 		}
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int i = 0; i < mr; i++) {
 			xb[i] = (const struct block_q8_K *)(x + (size_t)i * xs) + b;
 			const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[i]->bsums);
 			/* the -32 of every quant: -32 * sum_s sc[s] * bsums[s] */
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++)
 				isum[i][r] = _mm512_zextsi256_si512(
 					_mm256_slli_epi32(_mm256_sub_epi32(_mm256_setzero_si256(),
 									   _mm256_madd_epi16(bs, sc[r])), 5));
 		}
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int g = 0; g < 4; g++) {
 			const __m512i idx = _mm512_loadu_si512(idx_q6k[g]);
 			__m512i q[NR_MAX], s[NR_MAX];
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++) {
 				q[r] = q6k_unpack(blk[r], g);
 				s[r] = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(sc[r]));
 			}
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int i = 0; i < mr; i++) {
 				const __m512i xv = _mm512_loadu_si512(xb[i]->qs + 64 * g);
-				#pragma GCC unroll 8
+#pragma GCC unroll 8
 				for (int r = 0; r < nr; r++)
 					isum[i][r] = _mm512_dpwssd_epi32(isum[i][r], _mm512_maddubs_epi16(q[r], xv), s[r]);
 			}
 		}
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int i = 0; i < mr; i++)
-			#pragma GCC unroll 8
+#pragma GCC unroll 8
 			for (int r = 0; r < nr; r++)
 				acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i][r]),
 							    _mm512_set1_ps(_cvtsh_ss(blk[r]->d) * xb[i]->d),
 							    acc[i][r]);
 	}
-	#pragma GCC unroll 8
+#pragma GCC unroll 8
 	for (int i = 0; i < mr; i++)
-		#pragma GCC unroll 8
+#pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
 			y[(size_t)i * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[i][r]);
 }
