@@ -63,7 +63,6 @@ INLINE void q4k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 	__m512 acc[MR_MAX][NR_MAX];
 
 #pragma GCC unroll 8
-
 	for (int i = 0; i < mr; i++)
 #pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
@@ -75,7 +74,6 @@ INLINE void q4k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 		__m512i isum[MR_MAX][NR_MAX];
 
 #pragma GCC unroll 8
-
 		for (int r = 0; r < nr; r++) {
 			blk[r] = (const struct block_q4_K *)(w + (size_t)r * wrow) + b;
 			prefetch_block(blk[r], sizeof(struct block_q4_K));
@@ -154,7 +152,6 @@ INLINE void q6k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 	__m512 acc[MR_MAX][NR_MAX];
 
 #pragma GCC unroll 8
-
 	for (int i = 0; i < mr; i++)
 #pragma GCC unroll 8
 		for (int r = 0; r < nr; r++)
@@ -166,7 +163,6 @@ INLINE void q6k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 		__m512i isum[MR_MAX][NR_MAX];
 
 #pragma GCC unroll 8
-
 		for (int r = 0; r < nr; r++) {
 			blk[r] = (const struct block_q6_K *)(w + (size_t)r * wrow) + b;
 			prefetch_block(blk[r], sizeof(struct block_q6_K));
