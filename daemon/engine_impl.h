@@ -67,7 +67,16 @@ int engine_on_sqe(void *ctx, struct gi_srv *srv, const struct gi_srv_req *req);
 void engine_post_error(struct engine *e, struct session *s, uint64_t user_data, int code,
 		       const char *reason);
 
-/* engine_loop.c */
+/* engine_cmd.c */
 /* Marks S failed for a protocol violation: cancels its requests, takes its
  * doorbell out of epoll and asks the I/O thread to drop it. */
 void engine_fail_session(struct engine *e, struct session *s);
+/* Runs the commands queued by the I/O thread. */
+void engine_run_cmds(struct engine *e);
+/* Frees sessions whose socket is gone and whose requests have all ended. */
+void engine_sweep_sessions(struct engine *e);
+/* A session's submit doorbell in / out of the epoll set (mute). */
+int engine_epoll_add(struct engine *e, struct session *s);
+void engine_epoll_del(struct engine *e, struct session *s);
+/* Frees queued commands and failure notices (engine_destroy). */
+void engine_cmds_free(struct engine *e);
