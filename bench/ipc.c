@@ -2,9 +2,10 @@
  *   (a) the session rings, both sides busy-polling,
  *   (b) the session rings through the need-wakeup path: requests spaced so
  *       the engine side is asleep when each arrives, both sides using the
- *       idle policy (spin SPIN_US, then sleep on the eventfd); (b0) is the
- *       same with no spin at all, so both sides sleep on every message,
- *   (c) a plain AF_UNIX SOCK_SEQPACKET ping-pong of 64 bytes,
+ *       idle policy (spin SPIN_US, then sleep on the eventfd); (b0) back to
+ *       back with no spin at all, so both sides sleep on every message,
+ *   (c) a plain AF_UNIX SOCK_SEQPACKET ping-pong of 64 bytes, back to back,
+ *       and (c') spaced like (b), for the like-for-like comparison,
  *   (d) a loopback HTTP/1.1 keep-alive request/response with 64-byte bodies,
  * plus one-way 64-byte records per second through the SQ ring in batches.
  * The ring modes run the real code: the echo process is a gi_srv answering
@@ -182,7 +183,7 @@ static void echo_server(struct session *ss, int sleepy, uint64_t spin_ns)
 	}
 }
 
-static int rtt_ring(int sleepy, uint64_t spin_ns, size_t n, uint64_t *samples)
+static int rtt_ring(int sleepy, uint64_t spin_ns, int spaced, size_t n, uint64_t *samples)
 {
 	struct session ss;
 	if (session_new(&ss, 64, 256))
@@ -197,7 +198,7 @@ static int rtt_ring(int sleepy, uint64_t spin_ns, size_t n, uint64_t *samples)
 		return -1;
 	size_t warm = n / 10;
 	for (size_t i = 0; i < n + warm; i++) {
-		if (sleepy)
+		if (spaced)
 			gap();
 		struct gi_sqe q = { .opcode = GI_OP_NOP, .user_data = i, .nop.echo = i };
 		struct gi_cqe e;
@@ -291,7 +292,7 @@ static double oneway(uint64_t total, int validate)
 
 /* ---- sockets ---- */
 
-static int rtt_unix(size_t n, uint64_t *samples)
+static int rtt_unix(int spaced, size_t n, uint64_t *samples)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
@@ -312,6 +313,8 @@ static int rtt_unix(size_t n, uint64_t *samples)
 	char b[64] = { 0 };
 	size_t warm = n / 10;
 	for (size_t i = 0; i < n + warm; i++) {
+		if (spaced)
+			gap();
 		uint64_t t0 = now_ns();
 		if (send(sv[0], b, sizeof(b), 0) != (ssize_t)sizeof(b) || recv(sv[0], b, sizeof(b), 0) != (ssize_t)sizeof(b))
 			return -1;
@@ -420,19 +423,22 @@ int main(int argc, char **argv)
 	uint64_t *buf = malloc(sizeof(uint64_t) * n_poll);
 	if (!buf)
 		return 1;
-	struct stats a, b, b0, c, d;
-	if (rtt_ring(0, 0, n_poll, buf))
+	struct stats a, b, b0, c, cg, d;
+	if (rtt_ring(0, 0, 0, n_poll, buf))
 		goto fail;
 	a = summarize(buf, n_poll);
-	if (rtt_ring(1, SPIN_US * 1000ull, n_wake, buf))
+	if (rtt_ring(1, SPIN_US * 1000ull, 1, n_wake, buf))
 		goto fail;
 	b = summarize(buf, n_wake);
-	if (rtt_ring(1, 0, n_wake, buf))
+	if (rtt_ring(1, 0, 0, n_unix, buf))
 		goto fail;
-	b0 = summarize(buf, n_wake);
-	if (rtt_unix(n_unix, buf))
+	b0 = summarize(buf, n_unix);
+	if (rtt_unix(0, n_unix, buf))
 		goto fail;
 	c = summarize(buf, n_unix);
+	if (rtt_unix(1, n_wake, buf))
+		goto fail;
+	cg = summarize(buf, n_wake);
 	if (rtt_http(n_http, buf))
 		goto fail;
 	d = summarize(buf, n_http);
@@ -446,11 +452,12 @@ int main(int argc, char **argv)
 		       "\"shm_wake_rtt_ns\":{\"p50\":%.0f,\"p99\":%.0f,\"p999\":%.0f},"
 		       "\"shm_wake_nospin_rtt_ns\":{\"p50\":%.0f,\"p99\":%.0f,\"p999\":%.0f},"
 		       "\"unix_rtt_ns\":{\"p50\":%.0f,\"p99\":%.0f,\"p999\":%.0f},"
+		       "\"unix_spaced_rtt_ns\":{\"p50\":%.0f,\"p99\":%.0f,\"p999\":%.0f},"
 		       "\"http_rtt_ns\":{\"p50\":%.0f,\"p99\":%.0f,\"p999\":%.0f},"
 		       "\"oneway_msgs_per_s\":%.0f,\"oneway_validated_msgs_per_s\":%.0f,"
 		       "\"cpus\":[%d,%d]}\n",
 		       a.p50, a.p99, a.p999, b.p50, b.p99, b.p999, b0.p50, b0.p99, b0.p999, c.p50, c.p99, c.p999,
-		       d.p50, d.p99, d.p999, ow, owv, cpu_client, cpu_server);
+		       cg.p50, cg.p99, cg.p999, d.p50, d.p99, d.p999, ow, owv, cpu_client, cpu_server);
 		return 0;
 	}
 	char load[64] = "?";
@@ -471,9 +478,10 @@ int main(int argc, char **argv)
 		struct stats *s;
 	} rows[] = {
 		{ "(a) shm rings, both busy-poll", &a },
-		{ "(b) shm rings, need-wakeup, spin then sleep", &b },
-		{ "(b0) shm rings, need-wakeup, no spin", &b0 },
-		{ "(c) AF_UNIX SOCK_SEQPACKET ping-pong", &c },
+		{ "(b) shm rings, need-wakeup, spaced, idle spin", &b },
+		{ "(b0) shm rings, need-wakeup, back-to-back", &b0 },
+		{ "(c) AF_UNIX SOCK_SEQPACKET, back-to-back", &c },
+		{ "(c') AF_UNIX SOCK_SEQPACKET, spaced", &cg },
 		{ "(d) loopback HTTP/1.1 keep-alive", &d },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
@@ -482,8 +490,9 @@ int main(int argc, char **argv)
 	printf("(d)/(a) at p50: %.1f\n", d.p50 / a.p50);
 	printf("one-way records/s, batches of 64 through a 4096-entry SQ: %.1f M (copy out), %.1f M (copy out + validate)\n",
 	       ow / 1e6, owv / 1e6);
-	printf("(b)/(b0): requests %d us apart so the engine side is asleep at each arrival; "
-	       "(b) spins %d us before sleeping, (b0) not at all\n", GAP_US, SPIN_US);
+	printf("spaced: requests %d us apart, so the echo side is asleep at each arrival; (b) uses the idle\n"
+	       "policy (spin %d us, then sleep) on both sides; (b0) never spins, so both sides sleep on\n"
+	       "every message, as in (c)\n", GAP_US, SPIN_US);
 	return 0;
 fail:
 	fprintf(stderr, "bench-ipc: a measurement failed\n");
