@@ -121,9 +121,10 @@ size_t cpu_act_row_bytes(enum gi_type wt, size_t k)
 {
 	switch (wt) {
 	case GI_TYPE_F32:
+		return round64(k * sizeof(float));
 	case GI_TYPE_F16:
 	case GI_TYPE_BF16:
-		return round64(k * sizeof(float));
+		return act_f16w_kp(k) * (sizeof(float) + 2 * sizeof(gi_bf16));
 	case GI_TYPE_Q4_0:
 	case GI_TYPE_Q8_0:
 		if (k % 32)

@@ -1,6 +1,7 @@
 /* AMX-INT8 matmuls for Q4_0 and Q8_0 weights when M >= 8 (prefill and
  * batched decode), and
- * the AMX kernel table (the K-quants live in matmul_k_amx.c).
+ * the AMX kernel table (the K-quants live in matmul_k_amx.c, F16/BF16
+ * in matmul_f_amx.c).
  *
  * C[16 act rows x 16 weight rows] = A . B with TDPBSSD (s8 x s8 -> s32):
  * A is 16 activation rows x one 64-byte pair of blocks, loaded straight
@@ -226,6 +227,8 @@ const struct cpu_kernels cpu_kernels_amx = {
 	.mm = {
 		[GI_TYPE_Q4_0] = mm_q4_0_amx,
 		[GI_TYPE_Q8_0] = mm_q8_0_amx,
+		[GI_TYPE_F16] = cpu_mm_f16_amx,
+		[GI_TYPE_BF16] = cpu_mm_bf16_amx,
 		[GI_TYPE_Q4_K] = cpu_mm_q4_K_amx,
 		[GI_TYPE_Q6_K] = cpu_mm_q6_K_amx,
 	},

@@ -4,7 +4,10 @@
  * Activation row formats. Every SIMD level reads and writes the same bytes,
  * so a row converted at one level can be multiplied at any other:
  *
- *   F32, F16, BF16 weights: K floats.
+ *   F32 weights: K floats.
+ *   F16, BF16 weights: KP = K rounded up to 32; KP floats (the row, zero
+ *     padded), then KP bf16 XH = bf16(x) and KP bf16 XL = bf16(x - XH), the
+ *     two halves AMX-BF16 multiplies (x = XH + XL to 16 significant bits).
  *   Q4_0, Q8_0 weights ("pair" format): the K/32 blocks of the row are taken
  *     two at a time, P = ceil(K / 64) pairs, a missing odd last block being
  *     zeros. First P * 64 int8 quants, then act_meta_len(K) float scales d
@@ -51,6 +54,13 @@ static inline const int32_t *act_c8_of(const void *row, size_t k)
 	return (const int32_t *)(act_d_of(row, k) + act_meta_len(k));
 }
 
+/* K rounded up to 32: the floats of an F16/BF16-weight activation row;
+ * its XH part starts at 4 * KP bytes, XL at 6 * KP. */
+static inline size_t act_f16w_kp(size_t k)
+{
+	return (k + 31) & ~(size_t)31;
+}
+
 /* Position of element E of block B (within its pair) in a pair-format row. */
 static inline size_t act_q4_pos(size_t b, size_t e)
 {
@@ -72,6 +82,7 @@ struct cpu_kernels {
 
 /* Scalar activation converters (used by every level unless it has its own). */
 void cpu_act_f32_scalar(const float *x, size_t k, void *xq);
+void cpu_act_f16w_scalar(const float *x, size_t k, void *xq);
 void cpu_act_q4_0_scalar(const float *x, size_t k, void *xq);
 void cpu_act_q8_0_scalar(const float *x, size_t k, void *xq);
 void cpu_act_q8_K_scalar(const float *x, size_t k, void *xq);
@@ -100,6 +111,7 @@ void cpu_act_q4_0_avx512(const float *x, size_t k, void *xq);
 void cpu_act_q8_0_avx512(const float *x, size_t k, void *xq);
 void cpu_act_q4_K_avx512(const float *x, size_t k, void *xq);
 void cpu_act_q8_K_avx512(const float *x, size_t k, void *xq);
+void cpu_act_f16w_avx512(const float *x, size_t k, void *xq);
 
 /* K-quant kernels of the AVX-512 set (matmul_k_avx512.c). */
 void cpu_mm_q4_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
@@ -114,6 +126,12 @@ struct amx_tilecfg {
 	uint16_t colsb[16];
 	uint8_t rows[16];
 };
+
+/* AMX-BF16 kernels for F16 and BF16 weights (matmul_f_amx.c). */
+void cpu_mm_f16_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+		    float *y, size_t ldy, size_t j0, size_t j1);
+void cpu_mm_bf16_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+		     float *y, size_t ldy, size_t j0, size_t j1);
 
 /* AMX kernels for the K-quants (matmul_k_amx.c). */
 void cpu_mm_q4_K_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,

@@ -13,6 +13,19 @@ void cpu_act_f32_scalar(const float *x, size_t k, void *xq)
 	memcpy(xq, x, k * sizeof(float));
 }
 
+void cpu_act_f16w_scalar(const float *x, size_t k, void *xq)
+{
+	const size_t kp = act_f16w_kp(k);
+	float *f = xq;
+	gi_bf16 *xh = (gi_bf16 *)(f + kp), *xl = xh + kp;
+
+	for (size_t i = 0; i < kp; i++) {
+		f[i] = i < k ? x[i] : 0.0f;
+		xh[i] = gi_f32_to_bf16(f[i]);
+		xl[i] = gi_f32_to_bf16(f[i] - gi_bf16_to_f32(xh[i]));
+	}
+}
+
 static int8_t q8_round(float v)
 {
 	int q = (int)lrintf(v);
@@ -246,8 +259,8 @@ const struct cpu_kernels cpu_kernels_scalar = {
 	.name = "scalar",
 	.act = {
 		[GI_TYPE_F32] = cpu_act_f32_scalar,
-		[GI_TYPE_F16] = cpu_act_f32_scalar,
-		[GI_TYPE_BF16] = cpu_act_f32_scalar,
+		[GI_TYPE_F16] = cpu_act_f16w_scalar,
+		[GI_TYPE_BF16] = cpu_act_f16w_scalar,
 		[GI_TYPE_Q4_0] = cpu_act_q4_0_scalar,
 		[GI_TYPE_Q8_0] = cpu_act_q8_0_scalar,
 		[GI_TYPE_Q4_K] = cpu_act_q4_K_scalar,

@@ -90,3 +90,32 @@ void cpu_act_q4_K_avx512(const float *x, size_t k, void *xq)
 {
 	act_q8_K(x, k, xq, 1);
 }
+
+/* bf16 of 16 floats, rounded to nearest even, NaN kept quiet: the bits of
+ * gi_f32_to_bf16 (the BF16 conversion instructions flush subnormals). */
+static inline __m256i bf16_16(__m512 v)
+{
+	const __m512i u = _mm512_castps_si512(v);
+	const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+	const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+	const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+	const __m512i q = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+	return _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(r, nan, q));
+}
+
+void cpu_act_f16w_avx512(const float *x, size_t k, void *xq)
+{
+	const size_t kp = act_f16w_kp(k);
+	float *f = xq;
+	uint16_t *xh = (uint16_t *)(f + kp), *xl = xh + kp;
+
+	for (size_t i = 0; i < kp; i += 16) {
+		const __mmask16 m = i + 16 <= k ? (__mmask16)0xffff : i < k ? (__mmask16)((1u << (k - i)) - 1) : 0;
+		const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+		const __m256i h = bf16_16(v);
+		const __m512 hf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+		_mm512_storeu_ps(f + i, v);
+		_mm256_storeu_si256((__m256i *)(xh + i), h);
+		_mm256_storeu_si256((__m256i *)(xl + i), bf16_16(_mm512_sub_ps(v, hf)));
+	}
+}
