@@ -3,6 +3,7 @@
  * of matmul.h to it. GI_NO_SIMD=1 builds know only the scalar set. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cpu/matmul.h"
@@ -83,9 +84,15 @@ static int select_level(const char *level)
 	return -EINVAL;
 }
 
+/* The best level, or the one GI_CPU_SIMD names if this CPU has it (the
+ * variable the other CPU ops honour too, so a test can run all of them at
+ * one level). */
 static void pick(void)
 {
 	static const char *const order[] = { "amx", "avx512", "avx2", "scalar" };
+	const char *cap = getenv("GI_CPU_SIMD");
+	if (cap && *cap && select_level(cap) == 0)
+		return;
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
 		if (select_level(order[i]) == 0)
 			return;

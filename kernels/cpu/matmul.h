@@ -4,7 +4,8 @@
  * activation format of WT (Q8_0 for Q4_0/Q8_0, Q8_K for Q4_K/Q6_K, ...).
  * The functions take a row range so the caller's thread pool splits the work;
  * they allocate nothing and pick AMX / AVX-512 / AVX2 / scalar at run time
- * (GI_NO_SIMD=1 builds: scalar only). All functions are thread-safe: any
+ * (GI_NO_SIMD=1 builds: scalar only; the environment variable GI_CPU_SIMD
+ * = amx, avx512, avx2 or scalar picks a lower level if the CPU has it). All functions are thread-safe: any
  * number of threads may convert disjoint activation rows and multiply
  * disjoint output columns at once.
  *
