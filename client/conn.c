@@ -137,6 +137,16 @@ int gi_conn_reap(struct gi_conn *c, size_t max)
 	return n;
 }
 
+void gi_conn_drain_doorbell(struct gi_conn *c)
+{
+	/* The daemon rings at most once per cq_wait_seq value, and may ring
+	 * with nothing new in the CQ (a kick after an empty step). Once a
+	 * ring is consumed, the sequence it answered is spent: the next sleep
+	 * must arm a fresh one, or the events that follow never ring. */
+	if (gi_db_drain(c->s.complete_efd) > 0)
+		c->armed = false;
+}
+
 void gi_conn_arm_for_poll(struct gi_conn *c)
 {
 	int r = 0;
@@ -222,7 +232,7 @@ int gi_conn_process(struct gi_conn *c)
 	n = epoll_wait(c->epfd, evs, 2, 0);
 	for (i = 0; i < n; i++) {
 		if (evs[i].data.u32 == GI_EPOLL_DOORBELL)
-			gi_cli_after_wake(&c->ring);
+			gi_conn_drain_doorbell(c);
 		else
 			gi_conn_poll_socket(c);
 	}

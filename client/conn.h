@@ -35,7 +35,8 @@ struct gi_conn {
 	struct gi_hs_session s;
 	int epfd;
 	struct gi_cli ring;       /* SQ, CQ, arena, doorbells (ipc/cli.h) */
-	bool armed;               /* cq_wait_seq bumped and no CQE reaped since */
+	bool armed;               /* cq_wait_seq bumped, and since then no CQE reaped
+				   * and no ring consumed */
 	struct gi_cqe *cqbuf;     /* reaped, not yet delivered: [cq_i, cq_n) */
 	size_t cq_n, cq_i, cq_cap;
 	uint8_t *msgbuf;          /* GI_MSG_MAX bytes for control-socket messages */
@@ -87,6 +88,10 @@ int gi_map_daemon_error(int err);
 /* Moves up to MAX available CQEs from the ring to the backlog (growing it).
  * Returns the number moved, or a negative code (the connection is then dead). */
 int gi_conn_reap(struct gi_conn *c, size_t max);
+
+/* Resets the completion doorbell after gi_conn_fd() woke; a consumed ring
+ * means the armed wait sequence is spent, so the next sleep re-arms. */
+void gi_conn_drain_doorbell(struct gi_conn *c);
 
 /* After a submit: arms the completion doorbell (unless armed) so that
  * gi_conn_fd() becomes readable for the request's events even if the caller

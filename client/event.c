@@ -190,7 +190,7 @@ static int sleep_once(struct gi_conn *c, int timeout_ms)
 		return -errno;
 	for (i = 0; i < n; i++) {
 		if (evs[i].data.u32 == GI_EPOLL_DOORBELL)
-			gi_cli_after_wake(&c->ring);
+			gi_conn_drain_doorbell(c);
 		else
 			gi_conn_poll_socket(c);
 	}

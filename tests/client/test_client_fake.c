@@ -588,6 +588,45 @@ START_TEST(fork_child_does_not_inherit_session)
 }
 END_TEST
 
+/* Lost-wake-up stress: the client never busy-polls, so every event after a
+ * sleep must come through the doorbell; a lost ring shows as a 2 s stall. */
+START_TEST(no_lost_wakeups)
+{
+	static const uint32_t delays[] = { 0, 3, 20, 100 };
+	struct fake_gid_cfg cfg = { .token_delay_us = delays[_i] };
+	struct gi_conn_opts o = { .size = sizeof(o), .spin_us = _i % 2 ? -1 : 1 };
+	struct gi_conn *c;
+	struct gi_event ev;
+	int events = 0;
+
+	ck_assert_int_eq(fake_gid_start(&cfg, &g), 0);
+	o.socket_path = g.path;
+	ck_assert_int_eq(gi_conn_open(&o, &c), 0);
+	for (int i = 0; i < 300; i++) {
+		ck_assert_int_eq(gi_gen_text(c, "a b c d e f g h", 15, NULL, 0, NULL), 0);
+		if (i % 3 == 0)
+			ck_assert_int_eq(gi_req_nop(c, i, 0, 1, NULL), 0);
+		while (gi_conn_inflight(c)) {
+			struct timespec t0, t1;
+			int r;
+
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			r = gi_event_next(c, &ev, 2000);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			ck_assert_msg(r == 1, "request %d: %s after %d events", i,
+				      r ? gi_strerror(r) : "no event within 2 s", events);
+			double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+				    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+
+			ck_assert_msg(ms < 1000, "request %d: an event took %.1f ms: found by the "
+				      "timeout, not woken by the doorbell", i, ms);
+			events++;
+		}
+	}
+	stop(c);
+}
+END_TEST
+
 /* Runs build/bin/PROG with ARG against the fake, output to a file; returns
  * the exit status and the output (malloc'd) in *RET_OUT. */
 static int run_example(const char *prog, const char *arg, char **ret_out)
@@ -658,6 +697,7 @@ Suite *t_suite(void)
 	tcase_add_test(tc, open_close_leaks_nothing);
 	tcase_add_test(tc, fork_child_does_not_inherit_session);
 	tcase_add_test(tc, examples_run);
+	tcase_add_loop_test(tc, no_lost_wakeups, 0, 4);
 	suite_add_tcase(s, tc);
 	return s;
 }
