@@ -143,7 +143,7 @@ int stats_format_openmetrics(const struct gid_stats *s, char *buf, size_t cap)
 	metric(&o, "prefix_hit_tokens", "counter", "Prompt tokens served from the prefix cache.", s->prefix_hit_tokens);
 	metric(&o, "preemptions", "counter", "Sequences preempted for KV blocks.", s->preemptions);
 	metric(&o, "engine_steps", "counter", "Engine forward steps.", s->steps);
-	metric(&o, "kv_blocks_total", "gauge", "KV cache blocks in the pool.", s->kv_blocks_total);
+	metric(&o, "kv_blocks_capacity", "gauge", "KV cache blocks in the pool.", s->kv_blocks_total);
 	metric(&o, "kv_blocks_used", "gauge", "KV cache blocks held by sequences.", s->kv_blocks_used);
 	metric(&o, "kv_blocks_cached", "gauge", "Free KV blocks still holding a cached prefix.", s->kv_blocks_cached);
 	metric(&o, "kv_blocks_free", "gauge", "Free KV blocks.", s->kv_blocks_free);

@@ -262,7 +262,7 @@ START_TEST(stats_openmetrics)
 	ck_assert_int_gt(n, 16);
 	buf[n] = 0;
 	const char *text = buf + 16;
-	ck_assert_ptr_nonnull(strstr(text, "# TYPE gid_kv_blocks_total gauge\n"));
+	ck_assert_ptr_nonnull(strstr(text, "# TYPE gid_kv_blocks_capacity gauge\n"));
 	ck_assert_ptr_nonnull(strstr(text, "gid_tenant_sessions{tenant=\"default\"} 0\n"));
 	ck_assert_ptr_nonnull(strstr(text, "gid_requests_total 0\n"));
 	ck_assert_str_eq(text + strlen(text) - 6, "# EOF\n");
