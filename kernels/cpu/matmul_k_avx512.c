@@ -15,7 +15,7 @@
 #define NR_MAX 2
 #define MR_MAX 4
 /* bytes ahead of each weight row to prefetch (see matmul_avx512.c) */
-#define PREFETCH 1024
+#define PREFETCH 8192
 
 /* int16 lane -> scale index, per 64-element group, from [s0..s7, m0..m7]
  * (Q4_K, groups hold sub-blocks 0|2, 1|3, 4|6, 5|7) or [s0..s15] (Q6_K,
