@@ -267,6 +267,7 @@ static void set_tenants(struct engine *e, const struct tenant_table *t)
 		return;
 	}
 	e->tenants = *t;
+	log_debug("engine: new tenant table (%u tenants) handed to the scheduler", t->n);
 	/* Sessions keep their peer; they move to whatever tenant now matches. */
 	for (uint32_t i = 0; i < e->n_sess; i++) {
 		struct session *s = e->sess[i];

@@ -226,16 +226,25 @@ START_TEST(fairness_by_uid)
 	ck_assert(gidt_log_has(&dmn, "reloaded 2 tenants"));
 	/* The scheduler takes the new table at its next step boundary. */
 	run_text(&c, golden[1].prompt, 4, &res[0]);
+	/* Two long requests run; with max_inflight 2 a third and fourth are
+	 * refused with -EDQUOT, and the session goes on. */
 	memset(res, 0, sizeof(res));
-	for (int i = 0; i < 4; i++) {
-		struct gidt_params p = { .prompt = golden[0].prompt, .max_tokens = 32 };
+	for (int i = 0; i < 2; i++) {
+		struct gidt_params p = { .prompt = golden[0].prompt, .max_tokens = 1000 };
+		ck_assert_int_eq(gidt_submit(&c, (uint64_t)i, &p), 0);
+	}
+	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "requests_running", 2, 5000), 2);
+	for (int i = 2; i < 4; i++) {
+		struct gidt_params p = { .prompt = golden[0].prompt, .max_tokens = 8 };
 		ck_assert_int_eq(gidt_submit(&c, (uint64_t)i, &p), 0);
 	}
 	ck_assert_int_eq(gidt_wait_all(&c, res, 4, 30000), 0);
-	int quota = 0;
-	for (int i = 0; i < 4; i++)
-		quota += res[i].kind == GI_CQE_ERROR && res[i].result == -EDQUOT;
-	ck_assert_int_ge(quota, 1);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(res[i].kind, GI_CQE_DONE);
+	for (int i = 2; i < 4; i++)
+		ck_assert_msg(res[i].kind == GI_CQE_ERROR && res[i].result == -EDQUOT,
+			      "request %d after reload: kind %d result %d %s", i, res[i].kind, res[i].result,
+			      res[i].reason);
 	ck_assert_int_gt(gidt_stats(dmn.sock, js, sizeof(js)), 0);
 	ck_assert_ptr_nonnull(strstr(js, "\"weight\":3"));
 	gidt_close(&c);
