@@ -92,8 +92,9 @@ extern const struct cpu_kernels cpu_kernels_scalar;
 #if !GI_NO_SIMD
 extern const struct cpu_kernels cpu_kernels_avx2;
 extern const struct cpu_kernels cpu_kernels_avx512;
-/* AMX matmuls for M >= 16 (one entry per type, NULL when absent); they call
- * the AVX-512 kernels for what is left over. cpu_amx_enable asks the kernel
+/* AMX matmuls (one entry per type, NULL when absent): for M >= 16, and
+ * M >= 8 for Q4_0/Q8_0; they call the AVX-512 kernels for small M and for
+ * rows left over from whole 16 x 16 tiles. cpu_amx_enable asks the kernel
  * for the tile data permission; 0 on success. */
 extern const struct cpu_kernels cpu_kernels_amx;
 int cpu_amx_enable(void);
@@ -118,6 +119,7 @@ void cpu_mm_q4_K_avx512(const void *w, size_t k, const void *xq, size_t xstride,
 			float *y, size_t ldy, size_t j0, size_t j1);
 void cpu_mm_q6_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
 			float *y, size_t ldy, size_t j0, size_t j1);
+
 /* AMX tile configuration, palette 1, as LDTILECFG reads it. */
 struct amx_tilecfg {
 	uint8_t palette;
