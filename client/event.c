@@ -2,6 +2,7 @@
  * tokens, and the wait (short busy-poll, then armed sleep on the epoll fd
  * per IPC.md "Doorbells and need-wakeup"). */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -248,12 +249,18 @@ int gi_event_next(struct gi_conn *c, struct gi_event *ev, int timeout_ms)
 		}
 		if (c->spin_us > 0) {
 			uint64_t until = now_ns() + (uint64_t)c->spin_us * 1000ull;
+			unsigned k = 0;
 
 			while (now_ns() < until) {
 				r = gi_conn_reap(c, GI_CQ_BATCH);
 				if (r != 0)
 					break;
-				gi_cpu_relax();
+				/* Yield now and then: when the engine shares our
+				 * CPU, spinning only delays the answer. */
+				if (++k % 16 == 0)
+					sched_yield();
+				else
+					gi_cpu_relax();
 			}
 			if (r != 0)
 				continue;

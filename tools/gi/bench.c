@@ -223,7 +223,8 @@ static void report(const struct bench_cfg *b, struct series *s, double wall_s)
 	double avg_cached = n_req ? (double)sum(&s[S_CACHED]) / (double)n_req : 0;
 
 	for (i = 0; i < S_KINDS_; i++)
-		qsort(s[i].v, s[i].n, sizeof(uint64_t), cmp_u64);
+		if (s[i].n)
+			qsort(s[i].v, s[i].n, sizeof(uint64_t), cmp_u64);
 	if (b->a.json) {
 		printf("{\"mode\": \"%s\", \"clients\": %u, \"requests_per_client\": %u, \"errors\": %zu, "
 		       "\"wall_s\": %.3f",
