@@ -87,6 +87,10 @@ struct gi_conn_opts {
 };
 
 #define GI_DEFAULT_SOCKET "/run/gid/gid.sock"
+/* Default busy-poll before a blocking wait sleeps (the spin yields the CPU
+ * now and then). Measured with `gi bench --nop --spin-us N` on a 2-core box:
+ * an answer that lands within the spin costs ~1 us instead of the ~5-10 us
+ * of a sleep and doorbell; longer spins gained nothing there. */
 #define GI_SPIN_US_DEFAULT 5
 
 /* Connects to the daemon and sets up a session. OPTS may be NULL (all
@@ -106,8 +110,11 @@ GI_EXPORT void gi_conn_close(struct gi_conn *conn);
 /* A descriptor for the application's event loop: an epoll instance that
  * becomes readable when events may be waiting *or* the daemon hung up. Poll
  * it for POLLIN/EPOLLIN, then call gi_conn_process() and gi_event_next(conn,
- * ev, 0) until it returns 0. Owned by the connection: do not close or read
- * it. Level-triggered: it stays readable after a hang-up. */
+ * ev, 0) until it returns 0 (that last call re-arms the wake-up; stopping
+ * earlier may leave events unannounced). Each submit arms it too, so the
+ * fd may be polled right after submitting. Spurious wake-ups happen and are
+ * harmless. Owned by the connection: do not close or read it.
+ * Level-triggered: it stays readable after a hang-up. */
 GI_EXPORT int gi_conn_fd(const struct gi_conn *conn);
 
 /* Handles whatever made gi_conn_fd() readable: resets the completion
