@@ -29,7 +29,13 @@ struct gi_inflight {
 	char *buf;
 	size_t len, cap;
 	bool nop;
+	uint64_t expire_ns;       /* deadline + grace (CLOCK_MONOTONIC), 0 = none */
+	uint64_t heartbeat;       /* daemon heartbeat when last checked */
 };
+
+/* How long past a request's deadline the library waits for the daemon's
+ * own GI_FINISH_DEADLINE before it looks at the heartbeat. */
+#define GI_DEADLINE_GRACE_NS 1000000000ull
 
 struct gi_conn {
 	struct gi_hs_session s;

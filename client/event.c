@@ -177,6 +177,51 @@ static int next_dead(struct gi_conn *c, struct gi_event *ev)
 	return 1;
 }
 
+/* IPC.md failure matrix, "daemon alive but engine stuck": a request whose
+ * deadline (plus grace) has passed while the daemon's heartbeat stood still
+ * ends here with -ETIMEDOUT (and a cancel is sent for it); if the heartbeat
+ * moved, the engine is alive and its own DEADLINE event is coming, so the
+ * check is pushed back by another grace period. Returns 1 with *EV filled,
+ * 0 if nothing expired; *NEXT_NS gets the earliest pending expiry (0 if none). */
+static int check_deadlines(struct gi_conn *c, struct gi_event *ev, uint64_t *next_ns)
+{
+	static const char why[] = "deadline passed and the daemon's engine is not stepping";
+	uint64_t now = 0, hb;
+	size_t i;
+
+	*next_ns = 0;
+	for (i = 0; i < c->n_req; i++) {
+		struct gi_inflight *r = &c->req[i];
+
+		if (!r->expire_ns)
+			continue;
+		if (!now)
+			now = now_ns();
+		if (now < r->expire_ns) {
+			if (!*next_ns || r->expire_ns < *next_ns)
+				*next_ns = r->expire_ns;
+			continue;
+		}
+		hb = gi_cli_heartbeat(&c->ring);
+		if (hb != r->heartbeat) {
+			r->heartbeat = hb;
+			r->expire_ns = now + GI_DEADLINE_GRACE_NS;
+			if (!*next_ns || r->expire_ns < *next_ns)
+				*next_ns = r->expire_ns;
+			continue;
+		}
+		gi_req_cancel(c, r->id);
+		ev_init(ev, r);
+		ev->kind = GI_EVENT_ERROR;
+		ev->error = -ETIMEDOUT;
+		if (set_text(c, ev, why, sizeof(why) - 1) < 0)
+			return -ENOMEM;
+		gi_inflight_remove(c, r);
+		return 1;
+	}
+	return 0;
+}
+
 /* Sleeps on the epoll fd up to TIMEOUT_MS; handles what woke it. Returns
  * 0 on wake or timeout, -EINTR. */
 static int sleep_once(struct gi_conn *c, int timeout_ms)
@@ -218,7 +263,7 @@ static int arm(struct gi_conn *c)
 
 int gi_event_next(struct gi_conn *c, struct gi_event *ev, int timeout_ms)
 {
-	uint64_t deadline = 0;
+	uint64_t deadline = 0, expiry;
 	int r;
 
 	if (!c || !ev)
@@ -232,6 +277,9 @@ int gi_event_next(struct gi_conn *c, struct gi_event *ev, int timeout_ms)
 			return r;
 		if (c->dead)
 			return next_dead(c, ev);
+		r = check_deadlines(c, ev, &expiry);
+		if (r != 0)
+			return r;
 		if (timeout_ms == 0) {
 			/* Notice a hang-up without blocking, and arm so that the
 			 * caller's poll on gi_conn_fd() wakes for the next event. */
@@ -270,14 +318,17 @@ int gi_event_next(struct gi_conn *c, struct gi_event *ev, int timeout_ms)
 			return r;
 		if (r == 1)
 			continue;
-		if (timeout_ms < 0) {
-			r = sleep_once(c, -1);
-		} else {
-			uint64_t now = now_ns();
+		{
+			uint64_t now = now_ns(), until = deadline;
+			int ms = -1;
 
-			if (now >= deadline)
+			if (timeout_ms > 0 && now >= deadline)
 				return 0;
-			r = sleep_once(c, (int)((deadline - now + 999999) / 1000000));
+			if (expiry && (!until || expiry < until))
+				until = expiry;
+			if (until)
+				ms = until > now ? (int)((until - now + 999999) / 1000000) : 0;
+			r = sleep_once(c, ms);
 		}
 		if (r < 0)
 			return r;

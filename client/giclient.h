@@ -282,7 +282,10 @@ struct gi_event {
  * filled, 0 if no event arrived in time, -EINTR if a signal interrupted the
  * wait, -ECONNRESET when the daemon has gone (after every request that was
  * in flight has been reported by a GI_EVENT_ERROR event with error
- * -ECONNRESET), -GI_ERR_PROTOCOL if the daemon broke the protocol. */
+ * -ECONNRESET), -GI_ERR_PROTOCOL if the daemon broke the protocol.
+ * A request submitted with a deadline whose daemon stops stepping (its
+ * heartbeat stands still for a second past the deadline) is ended here by
+ * a GI_EVENT_ERROR event with error -ETIMEDOUT. */
 GI_EXPORT int gi_event_next(struct gi_conn *conn, struct gi_event *ev, int timeout_ms);
 
 /* Requests submitted and not yet ended by their last event. */

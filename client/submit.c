@@ -239,6 +239,15 @@ static int submit(struct gi_conn *c, struct gi_sqe *sqe, const struct blob_src *
 	r = gi_inflight_add(c, id, tag, sqe->opcode == GI_OP_NOP);
 	if (r < 0)
 		return r;
+	if (sqe->deadline_ms) {
+		struct gi_inflight *in = &c->req[c->n_req - 1];
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		in->expire_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
+				(uint64_t)sqe->deadline_ms * 1000000ull + GI_DEADLINE_GRACE_NS;
+		in->heartbeat = gi_cli_heartbeat(&c->ring);
+	}
 	c->next_id = (c->next_id + 1) & ~GI_INTERNAL_ID;
 	if (blob_len) {
 		write_blob(dst, b, o);

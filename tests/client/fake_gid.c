@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ipc/doorbell.h"
@@ -329,8 +330,12 @@ static void serve(const struct fake_gid_cfg *cfg, int sock, uint64_t session_id)
 		usleep(cfg->stall_ms * 1000);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = sefd, .events = POLLIN } };
+		struct timespec now;
 		bool busy = false;
 		int r = 0;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		gi_srv_heartbeat(&st.srv, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
 
 		if (poll(p, 2, 0) > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
 		    on_msg(&st, sock) < 0)

@@ -9,7 +9,8 @@
  * GI_CQE_TEXT_MAX bytes are sent as TEXT_CONT pieces. A word equal to a stop
  * string ends the request with GI_FINISH_STOP; max_tokens ends it with
  * GI_FINISH_LENGTH; the end of the prompt with GI_FINISH_EOS. A chat prompt
- * echoes its last message's content; a token-id prompt echoes "ID " per id. */
+ * echoes its last message's content; a token-id prompt echoes "ID " per id.
+ * Deadlines are ignored; the heartbeat advances on every loop iteration. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>

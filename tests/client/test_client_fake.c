@@ -456,6 +456,46 @@ START_TEST(every_descriptor_is_cloexec)
 }
 END_TEST
 
+START_TEST(stuck_engine_times_out_a_deadline)
+{
+	struct fake_gid_cfg cfg = { .stall_ms = 4000 };
+	struct gi_conn *c = start(&cfg);
+	struct gi_gen_opts o = { .size = sizeof(o), .deadline_ms = 100 };
+	struct timespec t0, t1;
+	struct gi_event ev;
+	uint64_t req;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(gi_gen_text(c, "a b", 3, &o, 3, &req), 0);
+	ck_assert_int_eq(gi_event_next(c, &ev, -1), 1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert_int_eq(ev.kind, GI_EVENT_ERROR);
+	ck_assert_int_eq(ev.error, -ETIMEDOUT);
+	ck_assert_uint_eq(ev.req, req);
+	ck_assert_uint_eq(ev.tag, 3);
+	ck_assert_int_lt(t1.tv_sec - t0.tv_sec, 3);
+	ck_assert_uint_eq(gi_conn_inflight(c), 0);
+	stop(c);
+}
+END_TEST
+
+START_TEST(live_engine_past_deadline_is_not_timed_out)
+{
+	struct fake_gid_cfg cfg = { .token_delay_us = 100000 };
+	struct gi_conn *c = start(&cfg);
+	struct gi_gen_opts o = { .size = sizeof(o), .deadline_ms = 50 };
+	struct run r;
+
+	/* 16 words at 100 ms a step outlive deadline + grace; the heartbeat
+	 * moves, so the library waits for the daemon's own verdict. */
+	gen(c, "a b c d e f g h i j k l m n o p", &o, &r);
+	ck_assert_int_eq(r.error, 0);
+	ck_assert_int_eq(r.finish, GI_FINISH_REASON_EOS);
+	ck_assert_int_eq(r.n_tokens, 16);
+	stop(c);
+}
+END_TEST
+
 START_TEST(daemon_death_mid_stream)
 {
 	struct fake_gid_cfg cfg = { .die_after_tokens = 3, .token_delay_us = 1000 };
@@ -691,6 +731,8 @@ Suite *t_suite(void)
 	tcase_add_test(tc, sq_full_is_eagain);
 	tcase_add_test(tc, sq_full_blocks_when_asked);
 	tcase_add_test(tc, every_descriptor_is_cloexec);
+	tcase_add_test(tc, stuck_engine_times_out_a_deadline);
+	tcase_add_test(tc, live_engine_past_deadline_is_not_timed_out);
 	tcase_add_test(tc, daemon_death_mid_stream);
 	tcase_add_test(tc, daemon_killed_while_waiting);
 	tcase_add_test(tc, refused_session);
