@@ -119,9 +119,11 @@ GI_EXPORT int gi_conn_fd(const struct gi_conn *conn);
 
 /* Handles whatever made gi_conn_fd() readable: resets the completion
  * doorbell, reads control-socket messages, notices a hang-up. Never blocks.
- * Returns the number of events ready to be read with gi_event_next() (0 if
- * none), or -ECONNRESET once the daemon is gone and every pending request
- * has been reported. */
+ * Returns a positive count when events (or the errors of requests cut off
+ * by a hang-up) wait to be read with gi_event_next() — a bound, as a long
+ * token arrives in pieces — 0 if none, or, once the daemon is gone and
+ * every pending request has been reported, -ECONNRESET (or the session's
+ * error, e.g. -GI_ERR_PROTOCOL). */
 GI_EXPORT int gi_conn_process(struct gi_conn *conn);
 
 /* What WELCOME said about the model and the session. A plain result record. */
