@@ -85,7 +85,7 @@ struct gi_inflight *gi_inflight_find(struct gi_conn *c, uint64_t id)
 	return NULL;
 }
 
-int gi_inflight_add(struct gi_conn *c, uint64_t id, uint64_t tag, bool nop)
+int gi_inflight_add(struct gi_conn *c, uint64_t id, uint64_t tag)
 {
 	if (c->n_req == c->cap_req) {
 		size_t cap = c->cap_req ? 2 * c->cap_req : 16;
@@ -96,7 +96,7 @@ int gi_inflight_add(struct gi_conn *c, uint64_t id, uint64_t tag, bool nop)
 		c->req = n;
 		c->cap_req = cap;
 	}
-	c->req[c->n_req++] = (struct gi_inflight){ .id = id, .tag = tag, .nop = nop };
+	c->req[c->n_req++] = (struct gi_inflight){ .id = id, .tag = tag };
 	return 0;
 }
 

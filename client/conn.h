@@ -28,7 +28,6 @@ struct gi_inflight {
 	uint64_t tag;
 	char *buf;
 	size_t len, cap;
-	bool nop;
 	uint64_t expire_ns;       /* deadline + grace (CLOCK_MONOTONIC), 0 = none */
 	uint64_t heartbeat;       /* daemon heartbeat when last checked */
 };
@@ -84,7 +83,7 @@ void gi_conn_set_dead(struct gi_conn *c, int err);
 /* Finds the in-flight request ID; NULL if none. */
 struct gi_inflight *gi_inflight_find(struct gi_conn *c, uint64_t id);
 /* Adds a request; -ENOMEM. */
-int gi_inflight_add(struct gi_conn *c, uint64_t id, uint64_t tag, bool nop);
+int gi_inflight_add(struct gi_conn *c, uint64_t id, uint64_t tag);
 /* Removes R (a pointer from gi_inflight_find) and frees its buffer. */
 void gi_inflight_remove(struct gi_conn *c, struct gi_inflight *r);
 

@@ -236,7 +236,7 @@ static int submit(struct gi_conn *c, struct gi_sqe *sqe, const struct blob_src *
 	if (r < 0)
 		return r;
 	id = c->next_id;
-	r = gi_inflight_add(c, id, tag, sqe->opcode == GI_OP_NOP);
+	r = gi_inflight_add(c, id, tag);
 	if (r < 0)
 		return r;
 	if (sqe->deadline_ms) {
