@@ -11,8 +11,8 @@
  *
  * Speed notes for callers: split output columns at multiples of 16 (the AMX
  * and tile kernels work on 16 weight rows; other splits are correct but run
- * their ragged edge on slower code); M >= 16 runs on AMX for the quantized
- * types; keep XQ 64-byte aligned. */
+ * their ragged edge on slower code); M >= 16 runs on AMX (all types but
+ * F32; Q4_0 and Q8_0 from M >= 8); keep XQ 64-byte aligned. */
 #pragma once
 #include <stddef.h>
 
