@@ -15,7 +15,7 @@
 #include "daemon/log.h"
 #include "ipc/doorbell.h"
 
-enum cmd_kind { CMD_ADD, CMD_DROP, CMD_CANCEL, CMD_TENANTS, CMD_SHUTDOWN };
+enum cmd_kind { CMD_ADD, CMD_DROP, CMD_CANCEL, CMD_SHUTDOWN };
 
 struct engine_cmd {
 	enum cmd_kind kind;
@@ -24,7 +24,6 @@ struct engine_cmd {
 	uint64_t user_data;
 	bool flag;               /* CMD_DROP: violation; CMD_CANCEL: all */
 	uint32_t grace_ms;
-	struct tenant_table *tenants;
 	struct engine_cmd *next;
 };
 
@@ -86,16 +85,14 @@ void engine_cancel(struct engine *e, uint64_t session_id, uint64_t user_data, bo
 
 void engine_set_tenants(struct engine *e, const struct tenant_table *t)
 {
-	struct engine_cmd *c = new_cmd(CMD_TENANTS);
-	if (!c)
-		return;
-	c->tenants = malloc(sizeof(*t));
-	if (!c->tenants) {
-		free(c);
-		return;
-	}
-	*c->tenants = *t;
-	push_cmd(e, c);
+	/* A mailbox, not a queued command: only the latest table matters, and
+	 * the submit path can take it without running the command queue. */
+	pthread_mutex_lock(&e->lock);
+	e->tnext = *t;
+	atomic_store(&e->tenants_pending, true);
+	pthread_mutex_unlock(&e->lock);
+	atomic_store(&e->cmd_pending, true);
+	gi_db_ring(e->wake_efd);
 }
 
 void engine_shutdown(struct engine *e, uint32_t grace_ms)
@@ -276,9 +273,22 @@ static void set_tenants(struct engine *e, const struct tenant_table *t)
 	}
 }
 
+void engine_take_tenants(struct engine *e)
+{
+	if (!atomic_load(&e->tenants_pending))
+		return;
+	struct tenant_table t;
+	pthread_mutex_lock(&e->lock);
+	t = e->tnext;
+	atomic_store(&e->tenants_pending, false);
+	pthread_mutex_unlock(&e->lock);
+	set_tenants(e, &t);
+}
+
 void engine_run_cmds(struct engine *e)
 {
 	atomic_store(&e->cmd_pending, false);
+	engine_take_tenants(e);
 	pthread_mutex_lock(&e->lock);
 	struct engine_cmd *c = e->cmds;
 	e->cmds = NULL;
@@ -301,10 +311,6 @@ void engine_run_cmds(struct engine *e)
 					if (!q->cancelled && (c->flag || q->user_data == c->user_data) &&
 					    sched_cancel(e->sched, q->sched_id) == 0)
 						q->cancelled = true;
-			break;
-		case CMD_TENANTS:
-			set_tenants(e, c->tenants);
-			free(c->tenants);
 			break;
 		case CMD_SHUTDOWN:
 			if (!e->shutting_down) {
@@ -330,7 +336,6 @@ void engine_cmds_free(struct engine *e)
 		e->cmds = c->next;
 		if (c->kind == CMD_ADD)
 			session_free(c->s);
-		free(c->tenants);
 		free(c);
 	}
 	while (e->failed) {

@@ -32,13 +32,15 @@ struct engine {
 	bool started;
 	atomic_bool quit;
 	atomic_bool cmd_pending;
+	atomic_bool tenants_pending;   /* tnext holds a table the engine has not taken */
 	atomic_bool stopped;
 	atomic_uint_fast64_t alive_ms;
 	int epfd;
 	int wake_efd;                  /* I/O -> engine: commands waiting */
 	int event_efd;                 /* engine -> I/O: failed sessions, stopped */
 
-	pthread_mutex_t lock;          /* cmds, failed, stats */
+	pthread_mutex_t lock;          /* cmds, failed, stats, tnext */
+	struct tenant_table tnext;     /* latest table from the I/O thread */
 	struct engine_cmd *cmds, **cmds_tail;
 	struct engine_failed *failed;
 	struct gid_stats stats;
@@ -71,6 +73,11 @@ void engine_post_error(struct engine *e, struct session *s, uint64_t user_data, 
 /* Marks S failed for a protocol violation: cancels its requests, takes its
  * doorbell out of epoll and asks the I/O thread to drop it. */
 void engine_fail_session(struct engine *e, struct session *s);
+/* Hands a tenant table the I/O thread set since the last call to the
+ * scheduler and re-matches the sessions; cheap when there is none. Called
+ * before every SUBMIT, so a request sent after a reload finished gets the
+ * new policy even if the engine was mid-iteration. */
+void engine_take_tenants(struct engine *e);
 /* Runs the commands queued by the I/O thread. */
 void engine_run_cmds(struct engine *e);
 /* Frees sessions whose socket is gone and whose requests have all ended. */

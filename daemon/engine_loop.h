@@ -48,7 +48,8 @@ int engine_add_session(struct engine *e, struct session *s);
 void engine_drop_session(struct engine *e, uint64_t session_id, bool violation);
 /* CANCEL over the socket. */
 void engine_cancel(struct engine *e, uint64_t session_id, uint64_t user_data, bool all);
-/* SIGHUP: new tenant policy, applied at a step boundary. */
+/* SIGHUP: new tenant policy, in force for every SUBMIT the engine takes
+ * after this returns (queued requests see it at the next step boundary). */
 void engine_set_tenants(struct engine *e, const struct tenant_table *t);
 /* SIGTERM: refuse new requests, let running ones finish within GRACE_MS,
  * then end them with GI_FINISH_SHUTDOWN. */

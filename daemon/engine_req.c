@@ -160,11 +160,7 @@ static int submit(struct engine *e, struct session *s, const struct gi_srv_req *
 	struct gi_span spans[TEXTOUT_MAX_STOP];
 	int r;
 
-	if (q->flags & GI_SQE_F_IGNORE_EOS) {
-		r = -EOPNOTSUPP;
-		snprintf(err, sizeof(err), "flag ignore_eos is not supported by this daemon");
-		goto reject;
-	}
+	engine_take_tenants(e);
 	if (s->n_reqs >= e->limits.max_inflight) {
 		r = -EBUSY;
 		snprintf(err, sizeof(err), "session has %u requests in flight (max_inflight)", s->n_reqs);
@@ -192,6 +188,7 @@ static int submit(struct engine *e, struct session *s, const struct gi_srv_req *
 		.n_stop = n_stop,
 		.priority = q->priority == GI_PRIO_BATCH ? SCHED_PRIO_BATCH : SCHED_PRIO_TENANT,
 		.deadline_us = q->deadline_ms ? sched_now_us() + (uint64_t)q->deadline_ms * 1000 : 0,
+		.ignore_eos = q->flags & GI_SQE_F_IGNORE_EOS,
 	};
 	sampling_from_sqe(q, &p.sampling);
 	struct session_req *sr = session_req_new(s, q->user_data, q->flags);

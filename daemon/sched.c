@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "engine/tokenizer.h"
 #include <time.h>
 
 #include "engine/tokenizer.h"
@@ -239,9 +241,15 @@ int sched_create(struct model *m, struct kv_cache *kv, const struct sched_opts *
 	s->batch = calloc(max_run, sizeof(*s->batch));
 	s->batch_req = calloc(max_run, sizeof(*s->batch_req));
 	s->logits = malloc((size_t)max_run * s->n_vocab * sizeof(float));
+	for (uint32_t id = 0; id < s->n_vocab; id++)
+		s->n_eog += tok_is_eog(s->tok, (int32_t)id);
+	s->eog = malloc(((size_t)s->n_eog + 1) * sizeof(*s->eog));
+	for (uint32_t id = 0, k = 0; s->eog && id < s->n_vocab; id++)
+		if (tok_is_eog(s->tok, (int32_t)id))
+			s->eog[k++] = (int32_t)id;
 	int r = kvm_create(n_pool, &s->kvm);
 	if (r || !s->rq || !s->run || !s->heap || !s->cancel_ids || !s->batch || !s->batch_req ||
-	    !s->logits) {
+	    !s->logits || !s->eog) {
 		sched_free(s);
 		return r ? r : -ENOMEM;
 	}
@@ -292,6 +300,7 @@ void sched_free(struct sched *s)
 	free(s->batch);
 	free(s->batch_req);
 	free(s->logits);
+	free(s->eog);
 	pthread_mutex_destroy(&s->tlock);
 	free(s);
 }
@@ -349,6 +358,10 @@ int sched_submit(struct sched *s, const struct sched_req_params *p, const char *
 	int ret = check_params(s, p, err, errlen);
 	if (ret)
 		return ret;
+	/* A reload handed over before this submit decides its quota, even
+	 * between two steps (the engine checks the table of the moment). */
+	if (atomic_load(&s->tpending))
+		sched_apply_tenants(s);
 	int ti = sched_find_tenant(s, tenant ? tenant : "");
 	if (ti < 0) {
 		snprintf(err, errlen, "tenant '%s': not in the tenant table", tenant ? tenant : "");
@@ -410,6 +423,7 @@ int sched_submit(struct sched *s, const struct sched_req_params *p, const char *
 	r->deadline = p->deadline_us;
 	r->n_cached = r->n_preempt = 0;
 	r->admitted_once = r->in_plist = r->cancel_pending = false;
+	r->ignore_eos = p->ignore_eos;
 	r->run_idx = r->batch_idx = r->heap_idx = NIL;
 	r->seen_step = UINT64_MAX;
 	sched_q_push(s, r, false);

@@ -128,9 +128,11 @@ struct sched_req_params {
 	uint32_t n_stop;
 	enum sched_prio priority;
 	uint64_t deadline_us;       /* sched_now_us() clock; 0 = none */
+	bool ignore_eos;            /* never sample an end-of-generation token: run to max_tokens */
 };
 
 /* Queues a request of TENANT (a name in the current table) for SESSION.
+ * A table given to sched_set_tenants() before this call is in force.
  * Returns 0 and the request id in *RET_ID (may be NULL), or a negative errno
  * with a message in ERR and no event ever: -EINVAL bad parameter, -E2BIG
  * prompt does not fit the context, -ENOENT unknown tenant, -EACCES tenant not

@@ -2,6 +2,7 @@
  * sched_step.c (one engine iteration). Not a public interface. */
 #pragma once
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "daemon/kvmgr.h"
 #include "daemon/sched.h"
@@ -37,6 +38,7 @@ struct sreq {
 	uint32_t n_cached, n_preempt;
 	bool admitted_once;
 	bool cancel_pending;       /* its id is in sched.cancel_ids */
+	bool ignore_eos;          /* end-of-generation tokens masked out before sampling */
 
 	uint32_t qprev, qnext;    /* waiting queue (WAITING) or prefill list (RUNNING, > 1 token pending) */
 	bool in_plist;
@@ -61,6 +63,8 @@ struct sched {
 	struct model *m;
 	struct kv_cache *kv;
 	const struct tokenizer *tok;
+	int32_t *eog;                     /* end-of-generation token ids (ignore_eos masks them) */
+	uint32_t n_eog;
 	struct kvmgr *kvm;
 	uint32_t n_vocab, ctx, max_req, max_run, max_batch, n_pool;
 	struct sched_events ev;
@@ -87,7 +91,7 @@ struct sched {
 	uint64_t shutdown_at;
 
 	pthread_mutex_t tlock;            /* guards tnext and tpending */
-	bool tpending;
+	atomic_bool tpending;             /* read without the lock on the submit path */
 	struct tenant_table tnext;
 
 	uint64_t prefilled, generated, prefix_hits, preemptions;

@@ -5,6 +5,7 @@
 #include "daemon/sched_impl.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -351,6 +352,9 @@ static void commit_blocks(struct sched *s, struct sreq *r)
 static void emit_token(struct sched *s, struct sreq *r, float *logits)
 {
 	float lp = 0;
+	if (r->ignore_eos)
+		for (uint32_t i = 0; i < s->n_eog; i++)
+			logits[s->eog[i]] = -INFINITY;
 	int32_t id = sampler_sample(r->smp, logits, r->tok, r->n_tok, &lp);
 	if (!r->t_first)
 		r->t_first = sched_now_us();
