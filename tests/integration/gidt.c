@@ -157,6 +157,25 @@ void gidt_dump_log(const struct gidt_daemon *d)
 	}
 }
 
+int gidt_log_count(const struct gidt_daemon *d, const char *needle)
+{
+	size_t len;
+	char *t = t_read_file(d->log, &len);
+	if (!t)
+		return 0;
+	char *z = realloc(t, len + 1);
+	if (!z) {
+		free(t);
+		return 0;
+	}
+	z[len] = 0;
+	int n = 0;
+	for (const char *q = z; (q = strstr(q, needle)); q += strlen(needle))
+		n++;
+	free(z);
+	return n;
+}
+
 bool gidt_log_has(const struct gidt_daemon *d, const char *needle)
 {
 	size_t len;
@@ -202,7 +221,8 @@ void gidt_close(struct gidt_conn *c)
 	c->open = false;
 }
 
-int gidt_submit(struct gidt_conn *c, uint64_t ud, const struct gidt_params *p)
+/* Copies P's blob into the arena and fills *Q for it. */
+static int prep_sqe(struct gidt_conn *c, uint64_t ud, const struct gidt_params *p, struct gi_sqe *q)
 {
 	uint32_t plen = p->raw ? p->raw_len : p->ids ? p->n_ids * 4 : (uint32_t)strlen(p->prompt);
 	uint32_t slen = p->stop ? (uint32_t)strlen(p->stop) : 0;
@@ -223,7 +243,7 @@ int gidt_submit(struct gidt_conn *c, uint64_t ud, const struct gidt_params *p)
 		memcpy(mem + ((plen + 3) & ~3u), &l, 2);
 		memcpy(mem + ((plen + 3) & ~3u) + 2, p->stop, slen);
 	}
-	struct gi_sqe q = {
+	*q = (struct gi_sqe){
 		.opcode = GI_OP_SUBMIT,
 		.priority = p->priority,
 		.flags = (uint16_t)(p->flags | (p->ids ? GI_SQE_F_TOKENS : 0)),
@@ -237,7 +257,28 @@ int gidt_submit(struct gidt_conn *c, uint64_t ud, const struct gidt_params *p)
 		.top_p = p->top_p > 0 ? p->top_p : 1.0f,
 		.repeat_penalty = 1.0f,
 	};
-	return gidt_submit_sqe(c, &q);
+	return 0;
+}
+
+int gidt_submit(struct gidt_conn *c, uint64_t ud, const struct gidt_params *p)
+{
+	struct gi_sqe q;
+	int r = prep_sqe(c, ud, p, &q);
+	return r < 0 ? r : gidt_submit_sqe(c, &q);
+}
+
+int gidt_submit_many(struct gidt_conn *c, uint64_t ud, const struct gidt_params *p, uint32_t n)
+{
+	struct gi_sqe q[16];
+	if (n > 16)
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		int r = prep_sqe(c, ud + i, p, &q[i]);
+		if (r < 0)
+			return r;
+	}
+	int r = gi_cli_submit(&c->cli, q, n);
+	return r < 0 ? r : (uint32_t)r == n ? 0 : -EAGAIN;
 }
 
 int gidt_submit_sqe(struct gidt_conn *c, const struct gi_sqe *q)

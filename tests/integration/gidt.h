@@ -30,6 +30,8 @@ int gidt_stop(struct gidt_daemon *d, int sig, int timeout_ms);
 void gidt_cleanup(struct gidt_daemon *d);
 /* Prints the daemon's log to stderr (for failing tests). */
 void gidt_dump_log(const struct gidt_daemon *d);
+/* How often the daemon's log contains NEEDLE. */
+int gidt_log_count(const struct gidt_daemon *d, const char *needle);
 /* Whether the daemon's log contains NEEDLE. */
 bool gidt_log_has(const struct gidt_daemon *d, const char *needle);
 
@@ -77,6 +79,9 @@ struct gidt_result {
 int gidt_submit_sqe(struct gidt_conn *c, const struct gi_sqe *q);
 /* Submits P with user_data UD. 0 or a negative errno. */
 int gidt_submit(struct gidt_conn *c, uint64_t ud, const struct gidt_params *p);
+/* Submits N (<= 16) copies of P with user_data UD, UD + 1, ... in one
+ * publication of sq.tail, so the daemon takes them together. */
+int gidt_submit_many(struct gidt_conn *c, uint64_t ud, const struct gidt_params *p, uint32_t n);
 /* Collects events into RES[ud] (ud < N) until all N finished. Returns 0,
  * -ETIMEDOUT, -ECONNRESET (daemon gone), or the ERROR message's code. */
 int gidt_wait_all(struct gidt_conn *c, struct gidt_result *res, uint32_t n, int timeout_ms);

@@ -128,6 +128,67 @@ START_TEST(kv_exhaustion_preempts)
 }
 END_TEST
 
+/* Four requests in one publication of sq.tail under max_inflight 2: exactly
+ * two run to the end and two are refused with -EDQUOT, whatever the order. */
+static void submit_four_check_quota(struct gidt_conn *c, struct gidt_result *res)
+{
+	struct gidt_params p = { .prompt = golden[0].prompt, .max_tokens = 16 };
+	ck_assert_int_eq(gidt_submit_many(c, 0, &p, 4), 0);
+	ck_assert_int_eq(gidt_wait_all(c, res, 4, 30000), 0);
+	int done = 0, quota = 0;
+	for (int i = 0; i < 4; i++) {
+		done += res[i].kind == GI_CQE_DONE;
+		quota += res[i].kind == GI_CQE_ERROR && res[i].result == -EDQUOT;
+	}
+	ck_assert_msg(done == 2 && quota == 2, "after reload: %d done, %d refused (-EDQUOT); first: kind %d result %d %s",
+		      done, quota, res[0].kind, res[0].result, res[0].reason);
+}
+
+/* Writes the tenant file PATH (one default tenant, MAX_INFLIGHT) and sends
+ * SIGHUP; returns once the daemon logged the reload. */
+static void reload_quota(const char *path, uint32_t max_inflight)
+{
+	int before = gidt_log_count(&dmn, "reloaded 1 tenants");
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[tenant all]\nmatch = default\nmax_inflight = %u\n", max_inflight);
+	fclose(f);
+	kill(dmn.pid, SIGHUP);
+	for (int i = 0; i < 500 && gidt_log_count(&dmn, "reloaded 1 tenants") == before; i++)
+		usleep(2000);
+	ck_assert_int_eq(gidt_log_count(&dmn, "reloaded 1 tenants"), before + 1);
+}
+
+/* Right after a reload to max_inflight 2 (from no limit), four SQEs sent
+ * together: two accepted, two -EDQUOT, every time. The engine is idle when
+ * the reload arrives, so the table must not wait for a step boundary. */
+START_TEST(quota_right_after_reload)
+{
+	static char conf[512];
+	static struct gidt_result res[4];
+	char *dir = t_tmpdir();
+	snprintf(conf, sizeof(conf), "%s/gid.conf", dir);
+	FILE *f = fopen(conf, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[tenant all]\nmatch = default\n");
+	fclose(f);
+	start((const char *const[]){ "--config", conf, NULL });
+	struct gidt_conn c;
+	ck_assert_int_eq(gidt_connect(&c, dmn.sock), 0);
+	for (int round = 0; round < 8; round++) {
+		reload_quota(conf, 0);
+		reload_quota(conf, 2);
+		memset(res, 0, sizeof(res));
+		submit_four_check_quota(&c, res);
+	}
+	gidt_close(&c);
+	stop();
+	unlink(conf);
+	rmdir(dir);
+	free(dir);
+}
+END_TEST
+
 /* Fairness: tenant "a" (uid 0) queues 100 requests, tenant "b" (uid
  * 65534) sends one. The scheduler's bound (daemon/sched.h) for B's first
  * token is 1 + ceil(P / floor((M - R) * w_b / W)) steps; with M = 64
@@ -224,27 +285,10 @@ START_TEST(fairness_by_uid)
 	for (int i = 0; i < 100 && !gidt_log_has(&dmn, "reloaded"); i++)
 		usleep(20000);
 	ck_assert(gidt_log_has(&dmn, "reloaded 2 tenants"));
-	/* The scheduler takes the new table at its next step boundary. */
-	run_text(&c, golden[1].prompt, 4, &res[0]);
-	/* Two long requests run; with max_inflight 2 a third and fourth are
-	 * refused with -EDQUOT, and the session goes on. */
+	/* The new table holds for SQEs the engine takes after the reload:
+	 * of four sent together, two run and two are refused (-EDQUOT). */
 	memset(res, 0, sizeof(res));
-	for (int i = 0; i < 2; i++) {
-		struct gidt_params p = { .prompt = golden[0].prompt, .max_tokens = 1000 };
-		ck_assert_int_eq(gidt_submit(&c, (uint64_t)i, &p), 0);
-	}
-	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "requests_running", 2, 5000), 2);
-	for (int i = 2; i < 4; i++) {
-		struct gidt_params p = { .prompt = golden[0].prompt, .max_tokens = 8 };
-		ck_assert_int_eq(gidt_submit(&c, (uint64_t)i, &p), 0);
-	}
-	ck_assert_int_eq(gidt_wait_all(&c, res, 4, 30000), 0);
-	for (int i = 0; i < 2; i++)
-		ck_assert_int_eq(res[i].kind, GI_CQE_DONE);
-	for (int i = 2; i < 4; i++)
-		ck_assert_msg(res[i].kind == GI_CQE_ERROR && res[i].result == -EDQUOT,
-			      "request %d after reload: kind %d result %d %s", i, res[i].kind, res[i].result,
-			      res[i].reason);
+	submit_four_check_quota(&c, res);
 	ck_assert_int_gt(gidt_stats(dmn.sock, js, sizeof(js)), 0);
 	ck_assert_ptr_nonnull(strstr(js, "\"weight\":3"));
 	gidt_close(&c);
@@ -303,6 +347,7 @@ Suite *t_suite(void)
 	tcase_add_test(tc, prefix_cache);
 	tcase_add_test(tc, kv_exhaustion_preempts);
 	tcase_add_test(tc, fairness_by_uid);
+	tcase_add_test(tc, quota_right_after_reload);
 	tcase_add_test(tc, stats_openmetrics);
 	suite_add_tcase(s, tc);
 	return s;
