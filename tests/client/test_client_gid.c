@@ -326,14 +326,21 @@ START_TEST(golden_through_cli_json)
 		pid_t pid;
 		int status;
 
+		/* A stop string that starts with the output's last character:
+		 * that character is held back, then released at the end with
+		 * token -1, which is text only and not an output id. */
+		char stop[8];
+		size_t tl = strlen(gold[i].output_text);
+		ck_assert_uint_gt(tl, 0);
+		snprintf(stop, sizeof(stop), "%cQQ", gold[i].output_text[tl - 1]);
 		snprintf(path, sizeof(path), "%s/run%d.json", d.dir, i);
 		pid = fork();
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0) {
 			if (!freopen(path, "w", stdout))
 				_exit(126);
-			execl(t_build("bin/gi"), "gi", "run", "--json", "--max-tokens", "32", "--socket",
-			      d.sock, gold[i].prompt, (char *)NULL);
+			execl(t_build("bin/gi"), "gi", "run", "--json", "--max-tokens", "32", "--stop", stop,
+			      "--socket", d.sock, gold[i].prompt, (char *)NULL);
 			_exit(127);
 		}
 		ck_assert_int_eq(waitpid(pid, &status, 0), pid);

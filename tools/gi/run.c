@@ -25,7 +25,10 @@ static int result_add(struct gen_result *r, const struct gi_event *ev)
 		r->ids = n;
 		r->cap_ids = cap;
 	}
-	r->ids[r->n_ids++] = ev->token;
+	/* Text held back until the end (stop-string prefixes, partial UTF-8)
+	 * comes with token -1: it belongs to no token, so only its text counts. */
+	if (ev->token >= 0)
+		r->ids[r->n_ids++] = ev->token;
 	if (r->len + ev->text_len + 1 > r->cap_text) {
 		size_t cap = r->cap_text ? 2 * r->cap_text : 256;
 		char *n;
