@@ -71,7 +71,7 @@ void config_defaults(struct gid_config *c)
 	const char *sock = getenv("GI_SOCKET");
 	snprintf(c->socket, sizeof(c->socket), "%s",
 		 sock && *sock && strlen(sock) < sizeof(c->socket) ? sock : CONFIG_DEFAULT_SOCKET);
-	c->socket_mode = 0666;
+	c->socket_mode = 0660;
 	snprintf(c->device, sizeof(c->device), "auto");
 	snprintf(c->user, sizeof(c->user), "gid");
 	c->max_sessions = 256;
@@ -532,7 +532,7 @@ const char *config_usage(void)
 	       "  --model PATH            GGUF model to serve\n"
 	       "  --socket PATH           control socket (default $GI_SOCKET or " CONFIG_DEFAULT_SOCKET ")\n"
 	       "  --socket-group NAME     group owning the socket\n"
-	       "  --socket-mode MODE      socket permissions, octal (default 0666)\n"
+	       "  --socket-mode MODE      socket permissions, octal (default 0660)\n"
 	       "  --device DEV            auto, cpu, cuda or cuda:N (default auto)\n"
 	       "  --threads N             CPU backend threads (0 = all CPUs)\n"
 	       "  --ctx N                 context length per sequence (0 = the model's)\n"

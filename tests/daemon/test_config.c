@@ -127,7 +127,7 @@ START_TEST(defaults_and_cli_override)
 	/* Untouched keys keep their defaults; no tenant section = one default tenant. */
 	ck_assert_uint_eq(c.max_sessions, 256);
 	ck_assert_uint_eq(c.max_running, 64);
-	ck_assert_uint_eq(c.socket_mode, 0666);
+	ck_assert_uint_eq(c.socket_mode, 0660);
 	ck_assert_uint_eq(c.tenants.n, 1);
 	ck_assert_str_eq(tenant_table_match(&c.tenants, 42, "/x")->name, "default");
 

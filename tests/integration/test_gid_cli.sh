@@ -65,6 +65,8 @@ pid=$!
 i=0
 while ! grep -q "ready" "$dir/out" && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 grep -q "ready" "$dir/out" || fail "start on a stale socket: $(cat "$dir/out")"
+# Default socket permissions: owner and group only.
+[ "$(stat -c %a "$dir/s")" = 660 ] || fail "socket mode $(stat -c %a "$dir/s"), want 660"
 "$gid" --model "$model" --socket "$dir/s" --user "" > "$dir/out2" 2>&1
 [ $? -eq 1 ] || fail "second gid: exit code"
 grep -q "another gid" "$dir/out2" || fail "second gid: $(cat "$dir/out2")"

@@ -240,7 +240,9 @@ START_TEST(fairness_by_uid)
 	fprintf(f, "[tenant a]\nmatch = uid:0\nweight = 1\n\n[tenant b]\nmatch = uid:65534\nweight = 1\n\n"
 		   "[tenant other]\nmatch = default\n");
 	fclose(f);
-	start((const char *const[]){ "--config", conf, "--max-running", "4", "--max-batch-tokens", "64", NULL });
+	/* B's client runs as uid 65534, outside the socket's group. */
+	start((const char *const[]){ "--config", conf, "--max-running", "4", "--max-batch-tokens", "64",
+				     "--socket-mode", "0666", NULL });
 	struct gidt_conn c;
 	ck_assert_int_eq(gidt_connect(&c, dmn.sock), 0);
 	enum { N = 100 };
