@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine/tok_impl.h"
+#include "engine/tok_merge.h"
 
 /* GPT-2 maps the 188 printable bytes to themselves and the other 68
  * (0x00-0x20, 0x7f-0xa0, 0xad) to U+0100.. in byte order. */
@@ -45,77 +46,26 @@ int tok_bpe_cpt_to_byte(uint32_t cpt)
 	return -1;
 }
 
-struct sym {
-	uint32_t start, n; /* bytes of the encoded word */
-	int32_t prev, next;
-};
-
-struct bigram {
-	int32_t left, right;
-	int32_t rank;
-	uint32_t size;
-};
-
 struct bpe_ctx {
 	const struct tokenizer *t;
 	const char *text;
 	struct tok_out *out;
 	char *enc;
-	struct sym *sym;
-	struct bigram *heap;
+	struct tok_merger m;
 	size_t cap; /* bytes of the longest word the buffers hold */
-	size_t n_heap;
 };
 
-/* Lower rank first, then the leftmost pair. */
-static bool before(const struct bigram *a, const struct bigram *b)
+/* Merge priority: lower merge rank first. Ranks stay below 2^24, so the
+ * float holds them exactly. */
+static bool pair_rank(void *arg, const struct tok_sym *l, const struct tok_sym *r, float *ret)
 {
-	return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static void heap_push(struct bpe_ctx *c, struct bigram bg)
-{
-	size_t i = c->n_heap++;
-
-	while (i > 0) {
-		size_t parent = (i - 1) / 2;
-		if (!before(&bg, &c->heap[parent]))
-			break;
-		c->heap[i] = c->heap[parent];
-		i = parent;
-	}
-	c->heap[i] = bg;
-}
-
-static struct bigram heap_pop(struct bpe_ctx *c)
-{
-	struct bigram top = c->heap[0], last = c->heap[--c->n_heap];
-	size_t i = 0, n = c->n_heap;
-
-	for (;;) {
-		size_t l = 2 * i + 1, best;
-		if (l >= n)
-			break;
-		best = l + 1 < n && before(&c->heap[l + 1], &c->heap[l]) ? l + 1 : l;
-		if (!before(&c->heap[best], &last))
-			break;
-		c->heap[i] = c->heap[best];
-		i = best;
-	}
-	if (n)
-		c->heap[i] = last;
-	return top;
-}
-
-static void add_bigram(struct bpe_ctx *c, int32_t left, int32_t right)
-{
-	if (left < 0 || right < 0)
-		return;
-	const struct sym *l = &c->sym[left], *r = &c->sym[right];
+	const struct bpe_ctx *c = arg;
 	int32_t rank = tok_merge_rank(c->t, c->enc + l->start, l->n, r->n);
+
 	if (rank < 0)
-		return;
-	heap_push(c, (struct bigram){ left, right, rank, l->n + r->n });
+		return false;
+	*ret = -(float)rank;
+	return true;
 }
 
 static int grow(struct bpe_ctx *c, size_t len)
@@ -128,14 +78,14 @@ static int grow(struct bpe_ctx *c, size_t len)
 	if (!enc)
 		return -ENOMEM;
 	c->enc = enc;
-	struct sym *sym = realloc(c->sym, cap * sizeof(*sym));
+	struct tok_sym *sym = realloc(c->m.sym, cap * sizeof(*sym));
 	if (!sym)
 		return -ENOMEM;
-	c->sym = sym;
-	struct bigram *heap = realloc(c->heap, 3 * cap * sizeof(*heap));
+	c->m.sym = sym;
+	struct tok_bigram *heap = realloc(c->m.heap, 3 * cap * sizeof(*heap));
 	if (!heap)
 		return -ENOMEM;
-	c->heap = heap;
+	c->m.heap = heap;
 	c->cap = cap;
 	return 0;
 }
@@ -152,7 +102,7 @@ static int encode_word(void *arg, size_t off, size_t len)
 		return ret;
 	for (size_t i = 0; i < len; i++) {
 		size_t n = tok_bpe_byte_encode(w[i], c->enc + elen);
-		c->sym[i] = (struct sym){ (uint32_t)elen, (uint32_t)n, (int32_t)i - 1,
+		c->m.sym[i] = (struct tok_sym){ (uint32_t)elen, (uint32_t)n, (int32_t)i - 1,
 					  i + 1 == len ? -1 : (int32_t)i + 1 };
 		elen += n;
 	}
@@ -164,26 +114,10 @@ static int encode_word(void *arg, size_t off, size_t len)
 		}
 	}
 
-	c->n_heap = 0;
-	for (size_t i = 1; i < len; i++)
-		add_bigram(c, (int32_t)i - 1, (int32_t)i);
-	while (c->n_heap) {
-		struct bigram bg = heap_pop(c);
-		struct sym *l = &c->sym[bg.left], *r = &c->sym[bg.right];
-		/* Stale if either side changed since the pair was queued. */
-		if (!l->n || !r->n || l->n + r->n != bg.size)
-			continue;
-		l->n += r->n;
-		r->n = 0;
-		l->next = r->next;
-		if (r->next >= 0)
-			c->sym[r->next].prev = bg.left;
-		add_bigram(c, l->prev, bg.left);
-		add_bigram(c, bg.left, l->next);
-	}
+	tok_merge_run(&c->m, (int32_t)len);
 
-	for (int32_t i = 0; i >= 0; i = c->sym[i].next) {
-		const struct sym *s = &c->sym[i];
+	for (int32_t i = 0; i >= 0; i = c->m.sym[i].next) {
+		const struct tok_sym *s = &c->m.sym[i];
 		int32_t id = tok_lookup(t, c->enc + s->start, s->n);
 		if (id >= 0) {
 			tok_out_push(c->out, id);
@@ -208,10 +142,12 @@ int tok_bpe_encode(const struct tokenizer *t, const char *text, size_t len, stru
 		return -ENOMEM;
 	size_t clen = tok_utf8_sanitize(text, len, clean);
 	c.text = clean;
+	c.m.prio = pair_rank;
+	c.m.arg = &c;
 	ret = tok_pretok_split(&t->pretok, clean, clen, encode_word, &c);
 	free(c.enc);
-	free(c.sym);
-	free(c.heap);
+	free(c.m.sym);
+	free(c.m.heap);
 	free(clean);
 	return ret;
 }
