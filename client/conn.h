@@ -26,8 +26,9 @@
 struct gi_inflight {
 	uint64_t id;
 	uint64_t tag;
-	char *buf;
+	char *buf;                /* TEXT_CONT pieces of a token's text or an error's reason */
 	size_t len, cap;
+	bool err_cont;            /* buf holds the first pieces of an ERROR reason */
 	uint64_t expire_ns;       /* deadline + grace (CLOCK_MONOTONIC), 0 = none */
 	uint64_t heartbeat;       /* daemon heartbeat when last checked */
 };

@@ -86,7 +86,10 @@ static int cqe_to_event(struct gi_conn *c, const struct gi_cqe *q, struct gi_eve
 	}
 	if (q->text_len > GI_CQE_TEXT_MAX)
 		return protocol_error(c, q, "text_len over the event's capacity");
-	last = (q->flags & GI_CQE_F_LAST) || q->kind != GI_CQE_TOKEN;
+	/* TOKEN text and an ERROR reason may come in TEXT_CONT pieces that
+	 * end with a piece without it (LAST for an ERROR). */
+	last = (q->flags & GI_CQE_F_LAST) ||
+	       (q->kind != GI_CQE_TOKEN && !(q->kind == GI_CQE_ERROR && (q->flags & GI_CQE_F_TEXT_CONT)));
 	switch (q->kind) {
 	case GI_CQE_TOKEN:
 		if (ensure(&r->buf, &r->cap, r->len + q->text_len) < 0)
@@ -117,11 +120,21 @@ static int cqe_to_event(struct gi_conn *c, const struct gi_cqe *q, struct gi_eve
 		GI_PROBE2(done, ev->req, ev->finish);
 		break;
 	case GI_CQE_ERROR:
+		if (!r->err_cont)
+			r->len = 0; /* a token's unfinished text, if any, is lost with the request */
+		if (ensure(&r->buf, &r->cap, r->len + q->text_len) < 0)
+			return -ENOMEM;
+		memcpy(r->buf + r->len, q->reason, strnlen(q->reason, q->text_len));
+		r->len += strnlen(q->reason, q->text_len);
+		r->err_cont = !last;
+		if (!last)
+			return 0;
 		ev_init(ev, r);
 		ev->kind = GI_EVENT_ERROR;
 		ev->error = gi_map_daemon_error(q->result);
-		if (set_text(c, ev, q->reason, strnlen(q->reason, q->text_len)) < 0)
+		if (set_text(c, ev, r->buf, r->len) < 0)
 			return -ENOMEM;
+		r->len = 0;
 		GI_PROBE2(error, ev->req, ev->error);
 		break;
 	case GI_CQE_NOP:

@@ -17,19 +17,32 @@
 
 #define MAX_CHAT_ITEMS 256
 
+/* Longest reason sent: four events' worth. */
+#define ERROR_REASON_MAX (4 * GI_CQE_TEXT_MAX)
+
 void engine_post_error(struct engine *e, struct session *s, uint64_t user_data, int code,
 		       const char *reason)
 {
-	struct gi_cqe ev = {
-		.user_data = user_data,
-		.kind = GI_CQE_ERROR,
-		.flags = GI_CQE_F_LAST,
-		.result = code,
-	};
-	size_t len = strnlen(reason, GI_CQE_TEXT_MAX);
-	memcpy(ev.reason, reason, len);
-	ev.text_len = (uint8_t)len;
-	if (session_post(s, &ev, 1) == -EPROTO)
+	/* A reason longer than one event goes out in pieces like a long
+	 * token's text: every piece but the last has MORE | TEXT_CONT, the
+	 * last has LAST, all carry the same code. */
+	struct gi_cqe ev[ERROR_REASON_MAX / GI_CQE_TEXT_MAX];
+	size_t len = strnlen(reason, ERROR_REASON_MAX), off = 0;
+	uint32_t n = 0;
+	do {
+		size_t chunk = len - off < GI_CQE_TEXT_MAX ? len - off : GI_CQE_TEXT_MAX;
+		ev[n] = (struct gi_cqe){
+			.user_data = user_data,
+			.kind = GI_CQE_ERROR,
+			.flags = GI_CQE_F_MORE | GI_CQE_F_TEXT_CONT,
+			.result = code,
+			.text_len = (uint8_t)chunk,
+		};
+		memcpy(ev[n++].reason, reason + off, chunk);
+		off += chunk;
+	} while (off < len);
+	ev[n - 1].flags = GI_CQE_F_LAST;
+	if (session_post(s, ev, n) == -EPROTO)
 		engine_fail_session(e, s);
 }
 

@@ -283,6 +283,40 @@ START_TEST(golden_through_library)
 }
 END_TEST
 
+/* A refusal whose reason is longer than one event's text arrives whole:
+ * the daemon sends it in TEXT_CONT pieces and the library joins them. */
+START_TEST(long_error_reason)
+{
+	struct gi_conn *c = gid_start();
+	struct gi_model_info mi;
+	struct gi_event ev;
+	char want[160];
+
+	ck_assert_int_eq(gi_model_info(c, &mi), 0);
+	uint32_t n = mi.n_ctx + 10;
+	uint32_t *ids = calloc(n, sizeof(*ids));
+	ck_assert_ptr_nonnull(ids);
+	for (uint32_t i = 0; i < n; i++)
+		ids[i] = 300;
+	ck_assert_int_eq(gi_gen_tokens(c, ids, n, &greedy32, 7, NULL), 0);
+	ck_assert_int_eq(gi_event_next(c, &ev, 10000), 1);
+	ck_assert_uint_eq(ev.kind, GI_EVENT_ERROR);
+	ck_assert_uint_eq(ev.tag, 7);
+	snprintf(want, sizeof(want), "prompt: %u tokens, the context holds %u (room for one generated token needed)",
+		 n, mi.n_ctx);
+	ck_assert_uint_gt(strlen(want), 80); /* three events of 40 bytes */
+	ck_assert_uint_eq(ev.text_len, strlen(want));
+	ck_assert_mem_eq(ev.text, want, ev.text_len);
+	/* Nothing else for that request; the connection goes on. */
+	ck_assert_int_eq(gi_gen_text(c, gold[0].prompt, strlen(gold[0].prompt), &greedy32, 0, NULL), 0);
+	struct out o = { 0 };
+	read_all(c, &o, 1);
+	check_golden(&o, &gold[0]);
+	free(ids);
+	gid_stop(c);
+}
+END_TEST
+
 START_TEST(golden_concurrent_one_connection)
 {
 	struct gi_conn *c = gid_start();
@@ -574,6 +608,7 @@ Suite *t_suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, golden_through_library);
+	tcase_add_test(tc, long_error_reason);
 	tcase_add_test(tc, golden_concurrent_one_connection);
 	tcase_add_test(tc, golden_concurrent_connections);
 	tcase_add_test(tc, golden_through_cli_json);

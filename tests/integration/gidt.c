@@ -330,6 +330,15 @@ static void take(struct gidt_result *res, uint32_t n, const struct gi_cqe *e)
 			r->text[r->text_len] = 0;
 		}
 	}
+	if (e->kind == GI_CQE_ERROR) {
+		/* A long reason comes in TEXT_CONT pieces, the last one LAST. */
+		size_t have = strlen(r->reason);
+		uint32_t l = e->text_len <= GI_CQE_TEXT_MAX ? e->text_len : GI_CQE_TEXT_MAX;
+		if (have + l < sizeof(r->reason)) {
+			memcpy(r->reason + have, e->reason, l);
+			r->reason[have + l] = 0;
+		}
+	}
 	if (e->flags & GI_CQE_F_LAST) {
 		r->finished = true;
 		r->kind = e->kind;
@@ -340,10 +349,6 @@ static void take(struct gidt_result *res, uint32_t n, const struct gi_cqe *e)
 			r->n_gen = e->done.n_gen;
 		} else if (e->kind == GI_CQE_NOP) {
 			r->n_gen = (uint32_t)e->nop.echo;
-		} else if (e->kind == GI_CQE_ERROR) {
-			uint32_t l = e->text_len <= GI_CQE_TEXT_MAX ? e->text_len : GI_CQE_TEXT_MAX;
-			memcpy(r->reason, e->reason, l);
-			r->reason[l] = 0;
 		}
 	}
 }

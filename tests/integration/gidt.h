@@ -69,7 +69,7 @@ struct gidt_result {
 	bool finished;
 	int kind;                 /* kind of the LAST event (DONE or ERROR) */
 	int result;               /* its result */
-	char reason[GI_CQE_TEXT_MAX + 1];
+	char reason[4 * GI_CQE_TEXT_MAX + 1]; /* ERROR: the pieces joined */
 	uint32_t n_prompt, n_cached, n_gen;
 	uint64_t first_token_us;  /* monotonic time of the first TOKEN event */
 	bool cont;                /* the last TOKEN event had TEXT_CONT */

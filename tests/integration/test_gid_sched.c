@@ -139,6 +139,10 @@ static void submit_four_check_quota(struct gidt_conn *c, struct gidt_result *res
 	for (int i = 0; i < 4; i++) {
 		done += res[i].kind == GI_CQE_DONE;
 		quota += res[i].kind == GI_CQE_ERROR && res[i].result == -EDQUOT;
+		/* The whole reason, though longer than one event's text. */
+		if (res[i].kind == GI_CQE_ERROR)
+			ck_assert_msg(strstr(res[i].reason, "': 2 requests in flight, max_inflight 2"),
+				      "reason '%s'", res[i].reason);
 	}
 	ck_assert_msg(done == 2 && quota == 2, "after reload: %d done, %d refused (-EDQUOT); first: kind %d result %d %s",
 		      done, quota, res[0].kind, res[0].result, res[0].reason);
