@@ -11,6 +11,7 @@
  * that checks the bytes left first, every count is bounded by the bytes it
  * needs before anything is allocated, and every error names the field. */
 #include "engine/gguf.h"
+#include "common/errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,19 +55,6 @@ struct cursor {
 	size_t errlen;
 };
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 const char *gguf_str_show(struct gguf_str s, char *buf, size_t cap)
 {
@@ -122,7 +110,7 @@ static int need(struct cursor *c, uint64_t n, const char *what)
 {
 	if (n <= left(c))
 		return 0;
-	return fail(c->err, c->errlen, -EINVAL,
+	return errmsg(c->err, c->errlen, -EINVAL,
 		    "%s: truncated: needs %llu bytes at offset %zu, file has %zu",
 		    what, (unsigned long long)n, c->pos, c->size);
 }
@@ -154,7 +142,7 @@ static int rd_str(struct cursor *c, struct gguf_str *s, const char *what)
 	if (r < 0)
 		return r;
 	if (len > left(c))
-		return fail(c->err, c->errlen, -EINVAL,
+		return errmsg(c->err, c->errlen, -EINVAL,
 			    "%s: string length %llu exceeds the %zu bytes left at offset %zu",
 			    what, (unsigned long long)len, left(c), c->pos);
 	s->ptr = (const char *)c->base + c->pos;
@@ -227,7 +215,7 @@ static int rd_scalar(struct cursor *c, enum gguf_vtype t, struct gguf_kv *kv, co
 	case GGUF_F64: kv->v.f64 = v.f64; break;
 	case GGUF_BOOL:
 		if (v.u8 > 1)
-			return fail(c->err, c->errlen, -EINVAL, "%s: bool value %u is not 0 or 1",
+			return errmsg(c->err, c->errlen, -EINVAL, "%s: bool value %u is not 0 or 1",
 				    what, v.u8);
 		kv->v.b = v.u8;
 		break;
@@ -245,14 +233,14 @@ static int rd_array(struct cursor *c, struct gguf_kv *kv, const char *what)
 	if (r < 0 || (r = rd_u64(c, &n, what)) < 0)
 		return r;
 	if (et == GGUF_ARRAY)
-		return fail(c->err, c->errlen, -ENOTSUP,
+		return errmsg(c->err, c->errlen, -ENOTSUP,
 			    "%s: arrays of arrays are not supported", what);
 	if (et > GGUF_F64)
-		return fail(c->err, c->errlen, -EINVAL, "%s: unknown array element type %u",
+		return errmsg(c->err, c->errlen, -EINVAL, "%s: unknown array element type %u",
 			    what, et);
 	size_t esize = et == GGUF_STRING ? 8 : vtype_size[et];
 	if (n > left(c) / esize)
-		return fail(c->err, c->errlen, -EINVAL,
+		return errmsg(c->err, c->errlen, -EINVAL,
 			    "%s: array count %llu of %s exceeds the %zu bytes left at offset %zu",
 			    what, (unsigned long long)n, vtype_names[et], left(c), c->pos);
 	kv->v.arr.type = (enum gguf_vtype)et;
@@ -262,7 +250,7 @@ static int rd_array(struct cursor *c, struct gguf_kv *kv, const char *what)
 	if (et == GGUF_BOOL) {
 		for (uint64_t i = 0; i < n; i++)
 			if (c->base[c->pos + i] > 1)
-				return fail(c->err, c->errlen, -EINVAL,
+				return errmsg(c->err, c->errlen, -EINVAL,
 					    "%s: element %llu: bool value %u is not 0 or 1", what,
 					    (unsigned long long)i, c->base[c->pos + i]);
 	}
@@ -272,7 +260,7 @@ static int rd_array(struct cursor *c, struct gguf_kv *kv, const char *what)
 	}
 	struct gguf_str *strs = malloc((n ? n : 1) * sizeof(*strs));
 	if (!strs)
-		return fail(c->err, c->errlen, -ENOMEM, "%s: out of memory for %llu strings",
+		return errmsg(c->err, c->errlen, -ENOMEM, "%s: out of memory for %llu strings",
 			    what, (unsigned long long)n);
 	kv->v.arr.strs = strs;
 	for (uint64_t i = 0; i < n; i++) {
@@ -289,7 +277,7 @@ static int parse_kvs(struct gguf *g, struct cursor *c)
 	g->kvs = calloc(g->n_kv ? g->n_kv : 1, sizeof(*g->kvs));
 	g->kv_index = index_new(g->n_kv, &g->kv_mask);
 	if (!g->kvs || !g->kv_index)
-		return fail(c->err, c->errlen, -ENOMEM, "n_kv: out of memory for %llu keys",
+		return errmsg(c->err, c->errlen, -ENOMEM, "n_kv: out of memory for %llu keys",
 			    (unsigned long long)g->n_kv);
 	for (uint64_t i = 0; i < g->n_kv; i++) {
 		struct gguf_kv *kv = &g->kvs[i];
@@ -302,11 +290,11 @@ static int parse_kvs(struct gguf *g, struct cursor *c)
 		snprintf(what, sizeof(what), "key %s", gguf_str_show(kv->key, name, sizeof(name)));
 		if (index_find(g->kv_index, g->kv_mask, g->kvs, sizeof(*kv),
 			       offsetof(struct gguf_kv, key), kv->key, &slot))
-			return fail(c->err, c->errlen, -EINVAL, "%s: duplicate key", what);
+			return errmsg(c->err, c->errlen, -EINVAL, "%s: duplicate key", what);
 		if ((r = rd_u32(c, &t, what)) < 0)
 			return r;
 		if (t > GGUF_F64)
-			return fail(c->err, c->errlen, -EINVAL, "%s: unknown value type %u", what, t);
+			return errmsg(c->err, c->errlen, -EINVAL, "%s: unknown value type %u", what, t);
 		kv->type = (enum gguf_vtype)t;
 		if (t == GGUF_STRING)
 			r = rd_str(c, &kv->v.str, what);
@@ -328,11 +316,11 @@ static int read_alignment(struct gguf *g, char *err, size_t errlen)
 	if (!kv)
 		return 0;
 	if (kv->type != GGUF_U32)
-		return fail(err, errlen, -EINVAL, "general.alignment: type %s, want u32",
+		return errmsg(err, errlen, -EINVAL, "general.alignment: type %s, want u32",
 			    gguf_vtype_name(kv->type));
 	uint64_t a = kv->v.u64;
 	if (a == 0 || (a & (a - 1)))
-		return fail(err, errlen, -EINVAL,
+		return errmsg(err, errlen, -EINVAL,
 			    "general.alignment: %llu is not a power of two",
 			    (unsigned long long)a);
 	g->alignment = (uint32_t)a;
@@ -354,11 +342,11 @@ static int parse_tensor(struct gguf *g, struct cursor *c, uint64_t i)
 	snprintf(what, sizeof(what), "tensor %s", gguf_str_show(t->name, name, sizeof(name)));
 	if (index_find(g->tensor_index, g->tensor_mask, g->tensors, sizeof(*t),
 		       offsetof(struct gguf_tensor, name), t->name, &slot))
-		return fail(c->err, c->errlen, -EINVAL, "%s: duplicate tensor name", what);
+		return errmsg(c->err, c->errlen, -EINVAL, "%s: duplicate tensor name", what);
 	if ((r = rd_u32(c, &n_dims, what)) < 0)
 		return r;
 	if (n_dims > GGUF_MAX_DIMS)
-		return fail(c->err, c->errlen, -EINVAL, "%s: n_dims %u exceeds %d", what, n_dims,
+		return errmsg(c->err, c->errlen, -EINVAL, "%s: n_dims %u exceeds %d", what, n_dims,
 			    GGUF_MAX_DIMS);
 	t->n_dims = n_dims;
 	uint64_t nelem = 1;
@@ -368,7 +356,7 @@ static int parse_tensor(struct gguf *g, struct cursor *c, uint64_t i)
 			return r;
 		if (t->ne[d] > INT64_MAX ||
 		    (t->ne[d] && nelem > (uint64_t)INT64_MAX / t->ne[d]))
-			return fail(c->err, c->errlen, -EINVAL,
+			return errmsg(c->err, c->errlen, -EINVAL,
 				    "%s: ne[%u] = %llu overflows the element count", what, d,
 				    (unsigned long long)t->ne[d]);
 		nelem *= t->ne[d];
@@ -376,23 +364,23 @@ static int parse_tensor(struct gguf *g, struct cursor *c, uint64_t i)
 	if ((r = rd_u32(c, &type, what)) < 0)
 		return r;
 	if (!gi_type_valid(type))
-		return fail(c->err, c->errlen, -ENOTSUP, "%s: unknown type %u", what, type);
+		return errmsg(c->err, c->errlen, -ENOTSUP, "%s: unknown type %u", what, type);
 	t->type = (enum gi_type)type;
 	if ((r = rd_u64(c, &t->offset, what)) < 0)
 		return r;
 
 	size_t be = gi_type_block_elems(t->type);
 	if (t->ne[0] % be)
-		return fail(c->err, c->errlen, -EINVAL,
+		return errmsg(c->err, c->errlen, -EINVAL,
 			    "%s: row length ne[0] = %llu is not a multiple of the block size %zu of type %s",
 			    what, (unsigned long long)t->ne[0], be, gi_type_name(t->type));
 	uint64_t row = t->ne[0] / be * gi_type_block_bytes(t->type);
 	uint64_t rows = nelem && t->ne[0] ? nelem / t->ne[0] : 0;
 	if (rows && row > UINT64_MAX / rows)
-		return fail(c->err, c->errlen, -EINVAL, "%s: byte size overflows", what);
+		return errmsg(c->err, c->errlen, -EINVAL, "%s: byte size overflows", what);
 	t->size = row * rows;
 	if (t->offset % g->alignment)
-		return fail(c->err, c->errlen, -EINVAL,
+		return errmsg(c->err, c->errlen, -EINVAL,
 			    "%s: offset %llu is not a multiple of the alignment %u", what,
 			    (unsigned long long)t->offset, g->alignment);
 	g->tensor_index[slot] = (uint32_t)i + 1;
@@ -416,14 +404,14 @@ static int check_extents(struct gguf *g, char *err, size_t errlen)
 	uint64_t avail = g->size - g->data_offset;
 	struct extent *ex = malloc((g->n_tensors ? g->n_tensors : 1) * sizeof(*ex));
 	if (!ex)
-		return fail(err, errlen, -ENOMEM, "n_tensors: out of memory");
+		return errmsg(err, errlen, -ENOMEM, "n_tensors: out of memory");
 	uint64_t n = 0;
 	int r = 0;
 	for (uint64_t i = 0; i < g->n_tensors; i++) {
 		struct gguf_tensor *t = &g->tensors[i];
 		char name[200];
 		if (t->offset > avail || t->size > avail - t->offset) {
-			r = fail(err, errlen, -EINVAL,
+			r = errmsg(err, errlen, -EINVAL,
 				 "tensor %s: data at offset %llu, %llu bytes, is out of bounds (the data section has %llu bytes)",
 				 gguf_str_show(t->name, name, sizeof(name)), (unsigned long long)t->offset,
 				 (unsigned long long)t->size, (unsigned long long)avail);
@@ -438,7 +426,7 @@ static int check_extents(struct gguf *g, char *err, size_t errlen)
 		if (ex[k].off >= ex[k - 1].end)
 			continue;
 		char a[200], b[200];
-		r = fail(err, errlen, -EINVAL,
+		r = errmsg(err, errlen, -EINVAL,
 			 "tensor %s: data [%llu, %llu) overlaps tensor %s [%llu, %llu)",
 			 gguf_str_show(g->tensors[ex[k].i].name, a, sizeof(a)),
 			 (unsigned long long)ex[k].off, (unsigned long long)ex[k].end,
@@ -456,7 +444,7 @@ static int parse_tensors(struct gguf *g, struct cursor *c)
 	g->tensors = calloc(g->n_tensors ? g->n_tensors : 1, sizeof(*g->tensors));
 	g->tensor_index = index_new(g->n_tensors, &g->tensor_mask);
 	if (!g->tensors || !g->tensor_index)
-		return fail(c->err, c->errlen, -ENOMEM, "n_tensors: out of memory for %llu tensors",
+		return errmsg(c->err, c->errlen, -ENOMEM, "n_tensors: out of memory for %llu tensors",
 			    (unsigned long long)g->n_tensors);
 	for (uint64_t i = 0; i < g->n_tensors; i++) {
 		int r = parse_tensor(g, c, i);
@@ -469,7 +457,7 @@ static int parse_tensors(struct gguf *g, struct cursor *c)
 	if (g->n_tensors == 0)
 		return 0;
 	if (g->data_offset > g->size)
-		return fail(c->err, c->errlen, -EINVAL,
+		return errmsg(c->err, c->errlen, -EINVAL,
 			    "data section: truncated: starts at offset %llu, file has %zu",
 			    (unsigned long long)g->data_offset, g->size);
 	return check_extents(g, c->err, c->errlen);
@@ -480,10 +468,10 @@ static int parse_tensors(struct gguf *g, struct cursor *c)
 static int check_count(struct cursor *c, const char *field, uint64_t n, size_t min_bytes)
 {
 	if (n > GGUF_MAX_COUNT)
-		return fail(c->err, c->errlen, -EINVAL, "%s: %llu exceeds the limit %u", field,
+		return errmsg(c->err, c->errlen, -EINVAL, "%s: %llu exceeds the limit %u", field,
 			    (unsigned long long)n, GGUF_MAX_COUNT);
 	if (n > left(c) / min_bytes)
-		return fail(c->err, c->errlen, -EINVAL,
+		return errmsg(c->err, c->errlen, -EINVAL,
 			    "%s: %llu entries cannot fit in the %zu bytes left", field,
 			    (unsigned long long)n, left(c));
 	return 0;
@@ -498,17 +486,17 @@ static int parse(struct gguf *g, char *err, size_t errlen)
 	if ((r = rd(&c, magic, 4, "magic")) < 0)
 		return r;
 	if (memcmp(magic, GGUF_MAGIC, 4) != 0)
-		return fail(err, errlen, -EINVAL, "magic: %02x %02x %02x %02x is not \"GGUF\"",
+		return errmsg(err, errlen, -EINVAL, "magic: %02x %02x %02x %02x is not \"GGUF\"",
 			    (uint8_t)magic[0], (uint8_t)magic[1], (uint8_t)magic[2],
 			    (uint8_t)magic[3]);
 	if ((r = rd_u32(&c, &g->version, "version")) < 0)
 		return r;
 	if (g->version == 1)
-		return fail(err, errlen, -ENOTSUP,
+		return errmsg(err, errlen, -ENOTSUP,
 			    "version: 1 (GGUF v1, 32-bit counts) is not supported; convert to v3");
 	if (g->version != 2 && g->version != 3) {
 		uint32_t swapped = __builtin_bswap32(g->version);
-		return fail(err, errlen, -ENOTSUP, "version: %u is not supported (2 or 3)%s",
+		return errmsg(err, errlen, -ENOTSUP, "version: %u is not supported (2 or 3)%s",
 			    g->version, swapped == 2 || swapped == 3 ? "; a big-endian file?" : "");
 	}
 	uint64_t n_tensors, n_kv;
@@ -516,7 +504,7 @@ static int parse(struct gguf *g, char *err, size_t errlen)
 	    (r = rd_u64(&c, &n_kv, "n_kv")) < 0)
 		return r;
 	if (n_tensors > GGUF_MAX_COUNT)
-		return fail(err, errlen, -EINVAL, "n_tensors: %llu exceeds the limit %u",
+		return errmsg(err, errlen, -EINVAL, "n_tensors: %llu exceeds the limit %u",
 			    (unsigned long long)n_tensors, GGUF_MAX_COUNT);
 	if ((r = check_count(&c, "n_kv", n_kv, KV_MIN_BYTES)) < 0)
 		return r;
@@ -535,7 +523,7 @@ int gguf_open_buffer(const void *buf, size_t len, struct gguf **ret, char *err, 
 {
 	struct gguf *g = calloc(1, sizeof(*g));
 	if (!g)
-		return fail(err, errlen, -ENOMEM, "out of memory");
+		return errmsg(err, errlen, -ENOMEM, "out of memory");
 	g->base = buf;
 	g->size = len;
 	int r = parse(g, err, errlen);
@@ -552,17 +540,17 @@ int gguf_open(const char *path, struct gguf **ret, char *err, size_t errlen)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
-		return fail(err, errlen, -e, "%s: %s", path, strerror(e));
+		return errmsg(err, errlen, -e, "%s: %s", path, strerror(e));
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		int e = errno;
 		close(fd);
-		return fail(err, errlen, -e, "%s: %s", path, strerror(e));
+		return errmsg(err, errlen, -e, "%s: %s", path, strerror(e));
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return fail(err, errlen, -EINVAL, "%s: not a regular file", path);
+		return errmsg(err, errlen, -EINVAL, "%s: not a regular file", path);
 	}
 	size_t size = (size_t)st.st_size;
 	void *map = NULL;
@@ -571,7 +559,7 @@ int gguf_open(const char *path, struct gguf **ret, char *err, size_t errlen)
 		if (map == MAP_FAILED) {
 			int e = errno;
 			close(fd);
-			return fail(err, errlen, -e, "%s: mmap: %s", path, strerror(e));
+			return errmsg(err, errlen, -e, "%s: mmap: %s", path, strerror(e));
 		}
 	}
 	close(fd);
@@ -581,7 +569,7 @@ int gguf_open(const char *path, struct gguf **ret, char *err, size_t errlen)
 	if (r < 0) {
 		if (map)
 			munmap(map, size);
-		return fail(err, errlen, r, "%s: %s", path, msg);
+		return errmsg(err, errlen, r, "%s: %s", path, msg);
 	}
 	g->mapped = map != NULL;
 	*ret = g;

@@ -1,6 +1,7 @@
 /* Typed access to GGUF metadata and the tensor checks the model loader makes.
  * Built on the public reader API only (engine/gguf.h). */
 #include "engine/gguf.h"
+#include "common/errmsg.h"
 
 #include <errno.h>
 #include <math.h>
@@ -8,33 +9,20 @@
 #include <stdio.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 /* The kv of KEY, or NULL with "key K: missing" in ERR. */
 static const struct gguf_kv *find(const struct gguf *g, const char *key, char *err, size_t errlen)
 {
 	const struct gguf_kv *kv = gguf_find_kv(g, key);
 	if (!kv)
-		fail(err, errlen, -ENOENT, "key %s: missing", key);
+		errmsg(err, errlen, -ENOENT, "key %s: missing", key);
 	return kv;
 }
 
 static int wrong_type(const struct gguf_kv *kv, const char *key, const char *want,
 		      char *err, size_t errlen)
 {
-	return fail(err, errlen, -EINVAL, "key %s: type %s, want %s", key,
+	return errmsg(err, errlen, -EINVAL, "key %s: type %s, want %s", key,
 		    gguf_vtype_name(kv->type), want);
 }
 
@@ -65,7 +53,7 @@ int gguf_get_u64(const struct gguf *g, const char *key, uint64_t *ret, char *err
 	if (r < 0)
 		return r;
 	if (neg)
-		return fail(err, errlen, -EINVAL, "key %s: value %lld is negative", key,
+		return errmsg(err, errlen, -EINVAL, "key %s: value %lld is negative", key,
 			    (long long)u);
 	*ret = u;
 	return 0;
@@ -78,7 +66,7 @@ int gguf_get_u32(const struct gguf *g, const char *key, uint32_t *ret, char *err
 	if (r < 0)
 		return r;
 	if (u > UINT32_MAX)
-		return fail(err, errlen, -EINVAL, "key %s: value %llu does not fit in u32", key,
+		return errmsg(err, errlen, -EINVAL, "key %s: value %llu does not fit in u32", key,
 			    (unsigned long long)u);
 	*ret = (uint32_t)u;
 	return 0;
@@ -92,7 +80,7 @@ int gguf_get_i64(const struct gguf *g, const char *key, int64_t *ret, char *err,
 	if (r < 0)
 		return r;
 	if (!neg && u > INT64_MAX)
-		return fail(err, errlen, -EINVAL, "key %s: value %llu does not fit in i64", key,
+		return errmsg(err, errlen, -EINVAL, "key %s: value %llu does not fit in i64", key,
 			    (unsigned long long)u);
 	*ret = (int64_t)u;
 	return 0;
@@ -106,7 +94,7 @@ int gguf_get_f32(const struct gguf *g, const char *key, float *ret, char *err, s
 	if (kv->type != GGUF_F32 && kv->type != GGUF_F64)
 		return wrong_type(kv, key, "f32", err, errlen);
 	if (isfinite(kv->v.f64) && fabs(kv->v.f64) > 3.4028234663852886e38)
-		return fail(err, errlen, -EINVAL, "key %s: value %g does not fit in f32", key,
+		return errmsg(err, errlen, -EINVAL, "key %s: value %g does not fit in f32", key,
 			    kv->v.f64);
 	*ret = (float)kv->v.f64;
 	return 0;
@@ -142,10 +130,10 @@ int gguf_get_arr(const struct gguf *g, const char *key, enum gguf_vtype elem,
 	if (!kv)
 		return -ENOENT;
 	if (kv->type != GGUF_ARRAY)
-		return fail(err, errlen, -EINVAL, "key %s: type %s, want array of %s", key,
+		return errmsg(err, errlen, -EINVAL, "key %s: type %s, want array of %s", key,
 			    gguf_vtype_name(kv->type), gguf_vtype_name(elem));
 	if (kv->v.arr.type != elem)
-		return fail(err, errlen, -EINVAL, "key %s: array of %s, want array of %s", key,
+		return errmsg(err, errlen, -EINVAL, "key %s: array of %s, want array of %s", key,
 			    gguf_vtype_name(kv->v.arr.type), gguf_vtype_name(elem));
 	*ret = kv;
 	return 0;
@@ -221,11 +209,11 @@ int gguf_require_tensor(const struct gguf *g, const char *name, uint64_t types,
 {
 	const struct gguf_tensor *t = gguf_find_tensor(g, name);
 	if (!t)
-		return fail(err, errlen, -ENOENT, "tensor %s: missing", name);
+		return errmsg(err, errlen, -ENOENT, "tensor %s: missing", name);
 	if ((unsigned)t->type >= 64 || !((types >> t->type) & 1)) {
 		char want[256];
 		fmt_types(want, sizeof(want), types);
-		return fail(err, errlen, -EINVAL, "tensor %s: type %s not allowed here (%s)", name,
+		return errmsg(err, errlen, -EINVAL, "tensor %s: type %s not allowed here (%s)", name,
 			    gi_type_name(t->type), want);
 	}
 	bool ok = n_dims <= GGUF_MAX_DIMS;
@@ -235,7 +223,7 @@ int gguf_require_tensor(const struct gguf *g, const char *name, uint64_t types,
 		char want[128], got[128];
 		fmt_shape(want, sizeof(want), n_dims, ne);
 		fmt_shape(got, sizeof(got), t->n_dims, t->ne);
-		return fail(err, errlen, -EINVAL, "tensor %s: expected shape %s, got %s", name,
+		return errmsg(err, errlen, -EINVAL, "tensor %s: expected shape %s, got %s", name,
 			    want, got);
 	}
 	if (ret)

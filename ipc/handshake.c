@@ -1,5 +1,6 @@
 /* Control-socket handshake: HELLO / WELCOME / ERROR, fd passing, peer identity. */
 #include "ipc/handshake.h"
+#include "common/errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,19 +19,6 @@
 #define HS_FDS 3
 #define HS_MAX_RECV_FDS 8 /* room to see (and reject) extra fds instead of truncating */
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 static int all_zero(const void *p, size_t n)
 {
@@ -123,17 +111,17 @@ int gi_msg_check(const void *buf, size_t len, uint16_t type, size_t min_len,
 {
 	struct gi_msg_hdr h;
 	if (len < sizeof(h))
-		return fail(err, errlen, -EPROTO, "message of %zu bytes shorter than its header", len);
+		return errmsg(err, errlen, -EPROTO, "message of %zu bytes shorter than its header", len);
 	memcpy(&h, buf, sizeof(h));
 	if (h.magic != GI_MSG_MAGIC)
-		return fail(err, errlen, -EBADMSG, "message magic 0x%08x, expected 0x%08x", h.magic,
+		return errmsg(err, errlen, -EBADMSG, "message magic 0x%08x, expected 0x%08x", h.magic,
 			    GI_MSG_MAGIC);
 	if (h.type != type)
-		return fail(err, errlen, -EPROTO, "message type %u, expected %u", h.type, type);
+		return errmsg(err, errlen, -EPROTO, "message type %u, expected %u", h.type, type);
 	if (h.len != len)
-		return fail(err, errlen, -EPROTO, "message len field %u but %zu bytes received", h.len, len);
+		return errmsg(err, errlen, -EPROTO, "message len field %u but %zu bytes received", h.len, len);
 	if (len < min_len || len > GI_MSG_MAX)
-		return fail(err, errlen, -EPROTO, "message type %u of %zu bytes, need %zu..%u", type, len,
+		return errmsg(err, errlen, -EPROTO, "message type %u of %zu bytes, need %zu..%u", type, len,
 			    min_len, GI_MSG_MAX);
 	*ret = h;
 	return 0;
@@ -177,20 +165,20 @@ int gi_hs_parse_hello(const void *buf, size_t len, struct gi_hello *ret, char *e
 	if (r)
 		return r;
 	if (len != sizeof(struct gi_hello))
-		return fail(err, errlen, -EPROTO, "hello of %zu bytes, expected %zu", len,
+		return errmsg(err, errlen, -EPROTO, "hello of %zu bytes, expected %zu", len,
 			    sizeof(struct gi_hello));
 	struct gi_hello m;
 	memcpy(&m, buf, sizeof(m));
 	if (m.hdr.flags)
-		return fail(err, errlen, -EPROTO, "hello flags 0x%x must be 0", m.hdr.flags);
+		return errmsg(err, errlen, -EPROTO, "hello flags 0x%x must be 0", m.hdr.flags);
 	if (m.reserved0 || !all_zero(m.reserved, sizeof(m.reserved)))
-		return fail(err, errlen, -EPROTO, "hello reserved fields must be 0");
+		return errmsg(err, errlen, -EPROTO, "hello reserved fields must be 0");
 	if ((m.features & ~GI_FEAT_ALL) && m.abi_minor <= GI_ABI_MINOR)
-		return fail(err, errlen, -EPROTO, "hello features 0x%x has unknown bits", m.features);
+		return errmsg(err, errlen, -EPROTO, "hello features 0x%x has unknown bits", m.features);
 	/* client_name: text then NUL padding to the end. */
 	size_t nl = strnlen(m.client_name, sizeof(m.client_name));
 	if (nl == sizeof(m.client_name) || !all_zero(m.client_name + nl, sizeof(m.client_name) - nl))
-		return fail(err, errlen, -EPROTO, "hello client_name not NUL-padded");
+		return errmsg(err, errlen, -EPROTO, "hello client_name not NUL-padded");
 	*ret = m;
 	return 0;
 }
@@ -200,7 +188,7 @@ int gi_hs_negotiate(const struct gi_hello *h, const struct gi_hs_policy *policy,
 		    struct gi_welcome *ret_welcome, char *err, size_t errlen)
 {
 	if (h->abi_major != GI_ABI_MAJOR)
-		return fail(err, errlen, -EPROTONOSUPPORT, "client ABI %u.%u, daemon speaks %u.%u",
+		return errmsg(err, errlen, -EPROTONOSUPPORT, "client ABI %u.%u, daemon speaks %u.%u",
 			    h->abi_major, h->abi_minor, GI_ABI_MAJOR, GI_ABI_MINOR);
 	uint32_t sq_max = policy->sq_max ? policy->sq_max : GI_SQ_ENTRIES_MAX;
 	uint32_t cq_max = policy->cq_max ? policy->cq_max : GI_CQ_ENTRIES_MAX;
@@ -290,9 +278,9 @@ static int parse_error(const void *buf, size_t len, char *err, size_t errlen)
 	memcpy(&m, buf, sizeof(m));
 	/* The daemon's code must look like a negative errno. */
 	if (m.error >= 0 || m.error < -4095)
-		return fail(err, errlen, -EPROTO, "error message code %d is not a negative errno", m.error);
+		return errmsg(err, errlen, -EPROTO, "error message code %d is not a negative errno", m.error);
 	m.reason[sizeof(m.reason) - 1] = 0;
-	return fail(err, errlen, m.error, "daemon refused (ABI %u.%u): %s", m.abi_major, m.abi_minor,
+	return errmsg(err, errlen, m.error, "daemon refused (ABI %u.%u): %s", m.abi_major, m.abi_minor,
 		    m.reason);
 }
 
@@ -308,19 +296,19 @@ int gi_hs_parse_welcome(const void *buf, size_t len, struct gi_welcome *ret, cha
 	if (r)
 		return r;
 	if (len != sizeof(struct gi_welcome))
-		return fail(err, errlen, -EPROTO, "welcome of %zu bytes, expected %zu", len,
+		return errmsg(err, errlen, -EPROTO, "welcome of %zu bytes, expected %zu", len,
 			    sizeof(struct gi_welcome));
 	struct gi_welcome w;
 	memcpy(&w, buf, sizeof(w));
 	if (w.hdr.flags || w.abi_major != GI_ABI_MAJOR || w.abi_minor > GI_ABI_MINOR)
-		return fail(err, errlen, -EPROTO, "welcome ABI %u.%u flags 0x%x, client speaks %u.%u",
+		return errmsg(err, errlen, -EPROTO, "welcome ABI %u.%u flags 0x%x, client speaks %u.%u",
 			    w.abi_major, w.abi_minor, w.hdr.flags, GI_ABI_MAJOR, GI_ABI_MINOR);
 	if (w.features & ~GI_FEAT_ALL)
-		return fail(err, errlen, -EPROTO, "welcome features 0x%x has unknown bits", w.features);
+		return errmsg(err, errlen, -EPROTO, "welcome features 0x%x has unknown bits", w.features);
 	if (w.limits.reserved0 || !all_zero(w.reserved, sizeof(w.reserved)))
-		return fail(err, errlen, -EPROTO, "welcome reserved fields must be 0");
+		return errmsg(err, errlen, -EPROTO, "welcome reserved fields must be 0");
 	if (gi_layout_check(&w.layout))
-		return fail(err, errlen, -EPROTO, "welcome layout inconsistent (sq %u cq %u arena %u size %llu)",
+		return errmsg(err, errlen, -EPROTO, "welcome layout inconsistent (sq %u cq %u arena %u size %llu)",
 			    w.layout.sq_entries, w.layout.cq_entries, w.layout.arena_size,
 			    (unsigned long long)w.layout.region_size);
 	w.model_name[sizeof(w.model_name) - 1] = 0;
@@ -411,7 +399,7 @@ int gi_hs_client(int sock, const struct gi_hs_opts *opts, struct gi_hs_session *
 	gi_hs_build_hello(opts, seq, &hello);
 	int r = send_all(sock, &hello, sizeof(hello), NULL, 0);
 	if (r)
-		return fail(err, errlen, r, "sending hello: %s", strerror(-r));
+		return errmsg(err, errlen, r, "sending hello: %s", strerror(-r));
 	/* Large enough to notice an oversized reply (MSG_TRUNC otherwise). */
 	union {
 		struct gi_welcome w;
@@ -422,7 +410,7 @@ int gi_hs_client(int sock, const struct gi_hs_opts *opts, struct gi_hs_session *
 	int n = recv_msg(sock, &buf, sizeof(buf), fds, &nfds,
 			 opts->timeout_ms > 0 ? opts->timeout_ms : 5000);
 	if (n < 0)
-		return fail(err, errlen, n, "receiving welcome: %s", strerror(-n));
+		return errmsg(err, errlen, n, "receiving welcome: %s", strerror(-n));
 	struct gi_welcome w;
 	r = gi_hs_parse_welcome(&buf, (size_t)n, &w, err, errlen);
 	if (r) {
@@ -431,11 +419,11 @@ int gi_hs_client(int sock, const struct gi_hs_opts *opts, struct gi_hs_session *
 	}
 	if (nfds != HS_FDS) {
 		close_fds(fds, nfds);
-		return fail(err, errlen, -EPROTO, "welcome carried %d fds, expected %d", nfds, HS_FDS);
+		return errmsg(err, errlen, -EPROTO, "welcome carried %d fds, expected %d", nfds, HS_FDS);
 	}
 	if (w.hdr.seq != seq) {
 		close_fds(fds, nfds);
-		return fail(err, errlen, -EPROTO, "welcome seq %u, hello was %u", w.hdr.seq, seq);
+		return errmsg(err, errlen, -EPROTO, "welcome seq %u, hello was %u", w.hdr.seq, seq);
 	}
 	struct gi_hs_session s = {
 		.sock = sock,
@@ -447,7 +435,7 @@ int gi_hs_client(int sock, const struct gi_hs_opts *opts, struct gi_hs_session *
 	r = gi_region_attach(s.memfd, &w.layout, w.session_id, &s.region);
 	if (r) {
 		close_fds(fds, nfds);
-		return fail(err, errlen, r, "session memfd rejected (seals, size or header): %s",
+		return errmsg(err, errlen, r, "session memfd rejected (seals, size or header): %s",
 			    strerror(-r));
 	}
 	*ret = s;
@@ -459,15 +447,15 @@ int gi_hs_connect(const char *path, const struct gi_hs_opts *opts, struct gi_hs_
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return fail(err, errlen, -ENAMETOOLONG, "socket path %s too long", path);
+		return errmsg(err, errlen, -ENAMETOOLONG, "socket path %s too long", path);
 	strcpy(sa.sun_path, path);
 	int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (sock < 0)
-		return fail(err, errlen, -errno, "socket: %s", strerror(errno));
+		return errmsg(err, errlen, -errno, "socket: %s", strerror(errno));
 	if (connect(sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int e = -errno;
 		close(sock);
-		return fail(err, errlen, e, "connect %s: %s", path, strerror(-e));
+		return errmsg(err, errlen, e, "connect %s: %s", path, strerror(-e));
 	}
 	int r = gi_hs_client(sock, opts, ret, err, errlen);
 	if (r)

@@ -1,5 +1,6 @@
 /* Validation of SQEs and arena blobs copied out of a session's memory. */
 #include "ipc/validate.h"
+#include "common/errmsg.h"
 
 #include <errno.h>
 #include <math.h>
@@ -9,19 +10,6 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 /* ---- opcode table ---- */
 
@@ -41,7 +29,7 @@ static int tail_zero(const struct gi_sqe *sqe, size_t from, const char *op, char
 	const uint8_t *b = (const uint8_t *)sqe;
 	for (size_t i = from; i < sizeof(*sqe); i++)
 		if (b[i])
-			return fail(err, errlen, -EINVAL, "sqe %s: byte %zu must be 0, is 0x%02x", op, i, b[i]);
+			return errmsg(err, errlen, -EINVAL, "sqe %s: byte %zu must be 0, is 0x%02x", op, i, b[i]);
 	return 0;
 }
 
@@ -51,7 +39,7 @@ static int check_no_args(const struct gi_sqe *sqe, const struct gi_limits *lim, 
 {
 	const char *op = gi_op_name(sqe->opcode);
 	if (sqe->priority || sqe->max_tokens)
-		return fail(err, errlen, -EINVAL, "sqe %s: priority %u / max_tokens %u must be 0", op,
+		return errmsg(err, errlen, -EINVAL, "sqe %s: priority %u / max_tokens %u must be 0", op,
 			    sqe->priority, sqe->max_tokens);
 	return tail_zero(sqe, offsetof(struct gi_sqe, stop_len), op, err, errlen);
 }
@@ -59,7 +47,7 @@ static int check_no_args(const struct gi_sqe *sqe, const struct gi_limits *lim, 
 static int check_float(float v, float lo, float hi, const char *name, char *err, size_t errlen)
 {
 	if (!isfinite(v) || v < lo || v > hi)
-		return fail(err, errlen, -EINVAL, "sqe submit: %s %g outside [%g, %g]", name, (double)v,
+		return errmsg(err, errlen, -EINVAL, "sqe submit: %s %g outside [%g, %g]", name, (double)v,
 			    (double)lo, (double)hi);
 	return 0;
 }
@@ -69,13 +57,13 @@ static int check_submit(const struct gi_sqe *sqe, const struct gi_limits *lim, u
 {
 	int r;
 	if (sqe->priority >= GI_PRIO_COUNT_)
-		return fail(err, errlen, -EINVAL, "sqe submit: priority %u unknown", sqe->priority);
+		return errmsg(err, errlen, -EINVAL, "sqe submit: priority %u unknown", sqe->priority);
 	if ((sqe->flags & GI_SQE_F_TOKENS) && (sqe->flags & GI_SQE_F_CHAT))
-		return fail(err, errlen, -EINVAL, "sqe submit: flags 0x%x: TOKENS and CHAT exclusive", sqe->flags);
+		return errmsg(err, errlen, -EINVAL, "sqe submit: flags 0x%x: TOKENS and CHAT exclusive", sqe->flags);
 	if (sqe->reserved)
-		return fail(err, errlen, -EINVAL, "sqe submit: reserved 0x%x must be 0", sqe->reserved);
+		return errmsg(err, errlen, -EINVAL, "sqe submit: reserved 0x%x must be 0", sqe->reserved);
 	if (lim->max_tokens && sqe->max_tokens > lim->max_tokens)
-		return fail(err, errlen, -E2BIG, "sqe submit: max_tokens %u above limit %u", sqe->max_tokens,
+		return errmsg(err, errlen, -E2BIG, "sqe submit: max_tokens %u above limit %u", sqe->max_tokens,
 			    lim->max_tokens);
 	if ((r = check_float(sqe->temperature, 0.0f, 100.0f, "temperature", err, errlen)) ||
 	    (r = check_float(sqe->top_p, 0.0f, 1.0f, "top_p", err, errlen)) ||
@@ -85,27 +73,27 @@ static int check_submit(const struct gi_sqe *sqe, const struct gi_limits *lim, u
 	    (r = check_float(sqe->presence_penalty, -2.0f, 2.0f, "presence_penalty", err, errlen)))
 		return r;
 	if (lim->n_vocab && sqe->top_k > lim->n_vocab)
-		return fail(err, errlen, -EINVAL, "sqe submit: top_k %u above n_vocab %u", sqe->top_k,
+		return errmsg(err, errlen, -EINVAL, "sqe submit: top_k %u above n_vocab %u", sqe->top_k,
 			    lim->n_vocab);
 	/* Arena reference, in 64-bit arithmetic and without off + len. */
 	uint32_t off = sqe->req.arena_off, plen = sqe->req.prompt_len;
 	if (plen == 0)
-		return fail(err, errlen, -EINVAL, "sqe submit: prompt_len 0");
+		return errmsg(err, errlen, -EINVAL, "sqe submit: prompt_len 0");
 	if (lim->max_prompt_bytes && plen > lim->max_prompt_bytes)
-		return fail(err, errlen, -E2BIG, "sqe submit: prompt_len %u above limit %u", plen,
+		return errmsg(err, errlen, -E2BIG, "sqe submit: prompt_len %u above limit %u", plen,
 			    lim->max_prompt_bytes);
 	if ((sqe->flags & GI_SQE_F_TOKENS) && (plen % 4))
-		return fail(err, errlen, -EINVAL, "sqe submit: prompt_len %u not a multiple of 4 for tokens",
+		return errmsg(err, errlen, -EINVAL, "sqe submit: prompt_len %u not a multiple of 4 for tokens",
 			    plen);
 	if (off % 4)
-		return fail(err, errlen, -EINVAL, "sqe submit: arena_off %u not 4-aligned", off);
+		return errmsg(err, errlen, -EINVAL, "sqe submit: arena_off %u not 4-aligned", off);
 	uint64_t stop_cap = (uint64_t)lim->max_stop_strings * (2u + (uint64_t)lim->max_stop_len);
 	if (sqe->stop_len > stop_cap)
-		return fail(err, errlen, -E2BIG, "sqe submit: stop_len %u above limit %llu", sqe->stop_len,
+		return errmsg(err, errlen, -E2BIG, "sqe submit: stop_len %u above limit %llu", sqe->stop_len,
 			    (unsigned long long)stop_cap);
 	uint64_t blob = (((uint64_t)plen + 3) & ~3ull) + sqe->stop_len;
 	if (blob > arena_size || off > arena_size - blob)
-		return fail(err, errlen, -EINVAL, "sqe submit: arena_off %u + %llu bytes past arena of %u", off,
+		return errmsg(err, errlen, -EINVAL, "sqe submit: arena_off %u + %llu bytes past arena of %u", off,
 			    (unsigned long long)blob, arena_size);
 	return 0;
 }
@@ -126,10 +114,10 @@ int gi_sqe_validate(const struct gi_sqe *sqe, const struct gi_limits *lim, uint3
 		    char *err, size_t errlen)
 {
 	if (sqe->opcode >= ARRAY_SIZE(op_table) || !op_table[sqe->opcode].check)
-		return fail(err, errlen, -EINVAL, "sqe: opcode %u unknown", sqe->opcode);
+		return errmsg(err, errlen, -EINVAL, "sqe: opcode %u unknown", sqe->opcode);
 	const struct op_desc *d = &op_table[sqe->opcode];
 	if (sqe->flags & ~d->flags)
-		return fail(err, errlen, -EINVAL, "sqe %s: flags 0x%x has unknown bits 0x%x", d->name,
+		return errmsg(err, errlen, -EINVAL, "sqe %s: flags 0x%x has unknown bits 0x%x", d->name,
 			    sqe->flags, sqe->flags & ~d->flags);
 	return d->check(sqe, lim, arena_size, err, errlen);
 }
@@ -191,21 +179,21 @@ int gi_stop_list_parse(const uint8_t *buf, uint32_t len, const struct gi_limits 
 	uint32_t pos = 0, n = 0;
 	while (pos < len) {
 		if (len - pos < 2)
-			return fail(err, errlen, -EINVAL, "stop list: entry %u header truncated at byte %u", n, pos);
+			return errmsg(err, errlen, -EINVAL, "stop list: entry %u header truncated at byte %u", n, pos);
 		uint16_t sl;
 		memcpy(&sl, buf + pos, 2);
 		pos += 2;
 		if (sl == 0 || sl > lim->max_stop_len)
-			return fail(err, errlen, -EINVAL, "stop list: entry %u length %u outside [1, %u]", n, sl,
+			return errmsg(err, errlen, -EINVAL, "stop list: entry %u length %u outside [1, %u]", n, sl,
 				    lim->max_stop_len);
 		if (sl > len - pos)
-			return fail(err, errlen, -EINVAL, "stop list: entry %u length %u past end (%u left)", n,
+			return errmsg(err, errlen, -EINVAL, "stop list: entry %u length %u past end (%u left)", n,
 				    sl, len - pos);
 		if (n >= lim->max_stop_strings || n >= max)
-			return fail(err, errlen, -E2BIG, "stop list: more than %u entries",
+			return errmsg(err, errlen, -E2BIG, "stop list: more than %u entries",
 				    lim->max_stop_strings < max ? lim->max_stop_strings : max);
 		if (!gi_utf8_valid(buf + pos, sl))
-			return fail(err, errlen, -EINVAL, "stop list: entry %u is not valid UTF-8", n);
+			return errmsg(err, errlen, -EINVAL, "stop list: entry %u is not valid UTF-8", n);
 		spans[n++] = (struct gi_span){ .off = pos, .len = sl };
 		pos += sl;
 	}
@@ -219,42 +207,42 @@ int gi_chat_parse(const uint8_t *buf, uint32_t len, struct gi_chat_item *items, 
 	while (pos < len) {
 		struct gi_chat_entry_hdr h;
 		if (len - pos < sizeof(h))
-			return fail(err, errlen, -EINVAL, "chat: message %u header truncated at byte %u", n, pos);
+			return errmsg(err, errlen, -EINVAL, "chat: message %u header truncated at byte %u", n, pos);
 		memcpy(&h, buf + pos, sizeof(h));
 		pos += sizeof(h);
 		if (h.role >= GI_ROLE_COUNT_)
-			return fail(err, errlen, -EINVAL, "chat: message %u role %u unknown", n, h.role);
+			return errmsg(err, errlen, -EINVAL, "chat: message %u role %u unknown", n, h.role);
 		if (h.len > len - pos)
-			return fail(err, errlen, -EINVAL, "chat: message %u length %u past end (%u left)", n, h.len,
+			return errmsg(err, errlen, -EINVAL, "chat: message %u length %u past end (%u left)", n, h.len,
 				    len - pos);
 		if (n >= max)
-			return fail(err, errlen, -E2BIG, "chat: more than %u messages", max);
+			return errmsg(err, errlen, -E2BIG, "chat: more than %u messages", max);
 		if (!gi_utf8_valid(buf + pos, h.len))
-			return fail(err, errlen, -EINVAL, "chat: message %u content is not valid UTF-8", n);
+			return errmsg(err, errlen, -EINVAL, "chat: message %u content is not valid UTF-8", n);
 		items[n++] = (struct gi_chat_item){ .role = h.role, .content = { .off = pos, .len = h.len } };
 		pos += h.len;
 		uint32_t pad = (4u - (h.len & 3u)) & 3u;
 		if (pad > len - pos)
-			return fail(err, errlen, -EINVAL, "chat: message %u padding past end", n - 1);
+			return errmsg(err, errlen, -EINVAL, "chat: message %u padding past end", n - 1);
 		for (uint32_t k = 0; k < pad; k++)
 			if (buf[pos + k])
-				return fail(err, errlen, -EINVAL, "chat: message %u padding byte not 0", n - 1);
+				return errmsg(err, errlen, -EINVAL, "chat: message %u padding byte not 0", n - 1);
 		pos += pad;
 	}
 	if (n == 0)
-		return fail(err, errlen, -EINVAL, "chat: no messages");
+		return errmsg(err, errlen, -EINVAL, "chat: no messages");
 	return (int)n;
 }
 
 int gi_tokens_check(const uint8_t *buf, uint32_t len, uint32_t n_vocab, char *err, size_t errlen)
 {
 	if (len == 0 || len % 4)
-		return fail(err, errlen, -EINVAL, "tokens: length %u not a non-zero multiple of 4", len);
+		return errmsg(err, errlen, -EINVAL, "tokens: length %u not a non-zero multiple of 4", len);
 	for (uint32_t i = 0; n_vocab && i < len / 4; i++) {
 		uint32_t id;
 		memcpy(&id, buf + 4 * (size_t)i, 4);
 		if (id >= n_vocab)
-			return fail(err, errlen, -EINVAL, "tokens: id %u at %u not below n_vocab %u", id, i, n_vocab);
+			return errmsg(err, errlen, -EINVAL, "tokens: id %u at %u not below n_vocab %u", id, i, n_vocab);
 	}
 	return 0;
 }
