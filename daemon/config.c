@@ -37,6 +37,7 @@ static const struct key_desc daemon_keys[] = {
 	U32(shutdown_grace_ms, 0, 3600000),
 	{ "log_level", K_LOG, offsetof(struct gid_config, log_level), 0, 0, 0 },
 	U32(idle_spin_us, 0, 1000000),
+	U32(stall_timeout_ms, 0, 86400000),
 };
 #define N_DAEMON_KEYS (sizeof(daemon_keys) / sizeof(daemon_keys[0]))
 
@@ -78,6 +79,7 @@ void config_defaults(struct gid_config *c)
 	c->max_batch_tokens = 512;
 	c->max_running = 64;
 	c->shutdown_grace_ms = 5000;
+	c->stall_timeout_ms = 30000;
 	c->log_level = CONFIG_LOG_INFO;
 	c->idle_spin_us = 20;
 	tenant_table_init_default(&c->tenants);
@@ -544,5 +546,7 @@ const char *config_usage(void)
 	       "  --shutdown-grace-ms N   time running requests get on shutdown (default 5000)\n"
 	       "  --log-level LEVEL       err, warning, notice, info or debug (default info)\n"
 	       "  --idle-spin-us N        engine spin before sleeping (default 20)\n"
+	       "  --stall-timeout-ms N    end requests of a client that stops reading events\n"
+	       "                          for this long (default 30000, 0 = never)\n"
 	       "  --help                  this text\n";
 }

@@ -40,6 +40,7 @@ struct gid_config {
 	uint32_t shutdown_grace_ms;
 	enum config_log_level log_level;
 	uint32_t idle_spin_us;
+	uint32_t stall_timeout_ms;           /* end requests whose events wait this long; 0 = never */
 	struct tenant_table tenants;
 };
 

@@ -54,6 +54,7 @@ struct engine {
 	uint32_t blocked_ms;           /* poll interval while streams wait on full CQs */
 	uint64_t sessions_total, protocol_errors;
 	uint64_t requests_total, requests_rejected, requests_done, requests_cancelled;
+	uint64_t requests_stalled;
 	int32_t *ids;                  /* prompt tokenization buffer */
 	uint32_t ids_cap;
 	char *text;                    /* chat template output buffer */
@@ -65,6 +66,9 @@ struct engine {
 extern const struct sched_events engine_sched_events;
 /* gi_srv_fn for gi_srv_poll: one valid SUBMIT or CANCEL SQE of a session. */
 int engine_on_sqe(void *ctx, struct gi_srv *srv, const struct gi_srv_req *req);
+/* Ends the requests of every session that has held back their events for
+ * stall_timeout_ms (its CQ stayed too full); each ends with -ETIMEDOUT. */
+void engine_check_stalls(struct engine *e, uint64_t now_ms);
 /* Posts an ERROR event for USER_DATA on S. */
 void engine_post_error(struct engine *e, struct session *s, uint64_t user_data, int code,
 		       const char *reason);

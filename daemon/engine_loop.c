@@ -52,6 +52,7 @@ static void refresh_stats(struct engine *e, uint64_t now_ms)
 	st->requests_rejected = e->requests_rejected;
 	st->requests_done = e->requests_done;
 	st->requests_cancelled = e->requests_cancelled;
+	st->requests_stalled = e->requests_stalled;
 	st->requests_running = ss->requests_running;
 	st->requests_waiting = ss->requests_waiting;
 	st->tokens_prompt = ss->tokens_prefilled;
@@ -253,6 +254,7 @@ static void *engine_main(void *arg)
 		if (atomic_load(&e->cmd_pending))
 			engine_run_cmds(e);
 		uint32_t taken = poll_sessions(e);
+		engine_check_stalls(e, now);
 		int tokens = 0;
 		bool idle = sched_idle(e->sched);
 		if (!idle) {

@@ -266,13 +266,21 @@ int engine_on_sqe(void *ctx, struct gi_srv *srv, const struct gi_srv_req *req)
 
 /* ---- scheduler events -> CQEs ---- */
 
+/* Remembers when S first had to hold back its requests' events. */
+static bool stalled(struct session *s)
+{
+	if (!s->stalled_since_ms)
+		s->stalled_since_ms = gid_now_ms();
+	return false;
+}
+
 static bool ev_can_emit(void *ctx, uint64_t session)
 {
 	struct session *s = (struct session *)(uintptr_t)session;
 	if (s->dead)
 		return true; /* its events are dropped; let it run to its cancellation */
 	if (s->backlog.head != s->backlog.n)
-		return false;
+		return stalled(s);
 	/* A token and the DONE after it, with room for a split text. Asking
 	 * the ring for that many makes it re-read cq.head when its cached
 	 * view has fewer free slots. */
@@ -284,8 +292,9 @@ static bool ev_can_emit(void *ctx, uint64_t session)
 		return true;
 	}
 	if ((uint32_t)space < want)
-		return false;
+		return stalled(s);
 	s->reserved += 3;
+	s->stalled_since_ms = 0;
 	return true;
 }
 
@@ -352,6 +361,17 @@ static void ev_on_done(void *ctx, uint64_t user_data, uint64_t session, const st
 	struct session_req *q = (struct session_req *)(uintptr_t)user_data;
 	struct session *s = q->s;
 	e->requests_done++;
+	if (q->stalled && d->reason == SCHED_FINISH_CANCEL) {
+		e->requests_stalled++;
+		if (!s->dead) {
+			char why[96];
+			snprintf(why, sizeof(why), "events not read for %u ms (stall_timeout_ms): request ended",
+				 e->cfg->stall_timeout_ms);
+			engine_post_error(e, s, q->user_data, -ETIMEDOUT, why);
+		}
+		session_req_end(q);
+		return;
+	}
 	if (d->reason == SCHED_FINISH_CANCEL)
 		e->requests_cancelled++;
 	if (!s->dead) {
@@ -391,6 +411,35 @@ static void ev_on_error(void *ctx, uint64_t user_data, uint64_t session, int err
 	if (!s->dead)
 		engine_post_error(e, s, q->user_data, err, msg);
 	session_req_end(q);
+}
+
+void engine_check_stalls(struct engine *e, uint64_t now_ms)
+{
+	uint32_t limit = e->cfg->stall_timeout_ms;
+	if (!limit)
+		return;
+	for (uint32_t i = 0; i < e->n_sess; i++) {
+		struct session *s = e->sess[i];
+		if (s->dead || !s->stalled_since_ms || now_ms - s->stalled_since_ms < limit)
+			continue;
+		/* The client caught up but nothing asked to emit since (its
+		 * requests wait for a slot): not stalled. */
+		if (s->backlog.head == s->backlog.n && !s->srv.error &&
+		    gi_ring_prod_space(&s->srv.cq, 3) >= 3) {
+			s->stalled_since_ms = 0;
+			continue;
+		}
+		uint32_t n = 0;
+		for (struct session_req *q = s->reqs; q; q = q->next)
+			if (!q->cancelled && sched_cancel(e->sched, q->sched_id) == 0) {
+				q->cancelled = q->stalled = true;
+				n++;
+			}
+		s->stalled_since_ms = 0;
+		if (n)
+			log_info("session %llu: events not read for %u ms, %u requests ended",
+				 (unsigned long long)s->id, limit, n);
+	}
 }
 
 const struct sched_events engine_sched_events = {

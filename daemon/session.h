@@ -31,6 +31,7 @@ struct session_req {
 	struct session_req *prev, *next;
 	uint16_t flags;              /* GI_SQE_F_* of the SUBMIT */
 	bool cancelled;
+	bool stalled;                /* cancelled for the stall timeout: ends with an ERROR */
 };
 
 struct session {
@@ -55,6 +56,7 @@ struct session {
 	bool dead;                   /* failed or hung up: no more polling or events */
 	bool dropped;                /* the I/O thread closed the socket */
 	bool shutdown_flagged;
+	uint64_t stalled_since_ms;   /* can_emit refused since then without a yes; 0 = not */
 	uint32_t spurious;           /* doorbell rings with nothing new */
 	uint32_t mutes;              /* times the doorbell was taken out of epoll */
 	uint64_t muted_until_ms;     /* doorbell out of the epoll set until then */

@@ -63,13 +63,14 @@ int stats_format_json(const struct gid_stats *s, char *buf, size_t cap)
 	put(&o, ",\"uptime_ms\":%" PRIu64 ",\"sessions\":%u,\"sessions_total\":%" PRIu64
 		",\"protocol_errors\":%" PRIu64 ",\"requests_total\":%" PRIu64
 		",\"requests_rejected\":%" PRIu64 ",\"requests_done\":%" PRIu64
-		",\"requests_cancelled\":%" PRIu64 ",\"requests_running\":%u,\"requests_waiting\":%u"
+		",\"requests_cancelled\":%" PRIu64 ",\"requests_stalled\":%" PRIu64 ",\"requests_running\":%u,\"requests_waiting\":%u"
 		",\"tokens_prompt\":%" PRIu64 ",\"tokens_generated\":%" PRIu64
 		",\"prefix_hit_tokens\":%" PRIu64 ",\"preemptions\":%" PRIu64 ",\"steps\":%" PRIu64
 		",\"kv_block_tokens\":%u,\"kv_blocks_total\":%u,\"kv_blocks_used\":%u"
 		",\"kv_blocks_cached\":%u,\"kv_blocks_free\":%u,\"tenants\":[",
 	    s->uptime_ms, s->sessions, s->sessions_total, s->protocol_errors, s->requests_total,
-	    s->requests_rejected, s->requests_done, s->requests_cancelled, s->requests_running,
+	    s->requests_rejected, s->requests_done, s->requests_cancelled, s->requests_stalled,
+	    s->requests_running,
 	    s->requests_waiting, s->tokens_prompt, s->tokens_generated, s->prefix_hit_tokens,
 	    s->preemptions, s->steps, s->kv_block_tokens, s->kv_blocks_total, s->kv_blocks_used,
 	    s->kv_blocks_cached, s->kv_blocks_free);
@@ -136,6 +137,8 @@ int stats_format_openmetrics(const struct gid_stats *s, char *buf, size_t cap)
 	metric(&o, "requests_rejected", "counter", "Requests answered with an error event.", s->requests_rejected);
 	metric(&o, "requests_done", "counter", "Requests finished (any reason).", s->requests_done);
 	metric(&o, "requests_cancelled", "counter", "Requests cancelled.", s->requests_cancelled);
+	metric(&o, "requests_stalled", "counter", "Requests ended because their client stopped reading events.",
+	       s->requests_stalled);
 	metric(&o, "requests_running", "gauge", "Sequences in the running batch.", s->requests_running);
 	metric(&o, "requests_waiting", "gauge", "Requests queued for admission.", s->requests_waiting);
 	metric(&o, "tokens_prompt", "counter", "Prompt tokens prefilled.", s->tokens_prompt);

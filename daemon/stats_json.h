@@ -28,6 +28,7 @@ struct gid_stats {
 	uint64_t requests_rejected;   /* SUBMITs answered with an ERROR event */
 	uint64_t requests_done;       /* ended with a DONE event, any reason */
 	uint64_t requests_cancelled;
+	uint64_t requests_stalled;    /* ended because the client stopped reading events */
 	uint32_t requests_running, requests_waiting;
 	uint64_t tokens_prompt, tokens_generated;
 	uint64_t prefix_hit_tokens;
