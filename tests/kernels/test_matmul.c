@@ -141,6 +141,7 @@ static const struct shape shapes[] = {
 	{ 16, 12, 768 }, { 17, 6, 512 }, { 33, 5, 256 }, { 16, 16, 256 }, { 35, 37, 512 },
 	{ 18, 17, 4352 }, /* more pairs than one AMX packing chunk */
 	{ 13, 33, 512 }, { 24, 20, 256 }, /* AMX tiles of 8 rows */
+	{ 139, 18, 2304 }, /* AMX: two row blocks, the second of 8 rows + 3, two chunks */
 };
 
 static void run_level(int li)
