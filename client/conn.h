@@ -105,5 +105,12 @@ void gi_conn_drain_doorbell(struct gi_conn *c);
  * already waiting. */
 void gi_conn_arm_for_poll(struct gi_conn *c);
 
+/* The chat list encoding of GI_SQE_F_CHAT (ipc/wire.h). gi_chat_list_len
+ * checks MSGS (N of them; FN names the caller in messages) and gives the
+ * encoded length; gi_chat_list_write writes that many bytes to DST. */
+int gi_chat_list_len(struct gi_conn *c, const char *fn, const struct gi_chat_msg *msgs, size_t n,
+		     uint32_t *ret_len);
+void gi_chat_list_write(uint8_t *dst, const struct gi_chat_msg *msgs, size_t n);
+
 /* Sends one control message; marks the connection dead on EPIPE/ECONNRESET. */
 int gi_conn_send(struct gi_conn *c, const void *msg, size_t len);

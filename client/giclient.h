@@ -307,6 +307,14 @@ GI_EXPORT unsigned gi_conn_inflight(const struct gi_conn *conn);
 GI_EXPORT int gi_tokenize(struct gi_conn *conn, const char *text, size_t len, uint32_t flags,
 			  uint32_t *ids, size_t cap);
 
+/* The ids gi_gen_chat() would give the model for MSGS (N_MSGS messages,
+ * at least one): the daemon applies the chat template, opens the
+ * assistant's turn and tokenizes. FLAGS: GI_TOKENIZE_ADD_BOS as a chat
+ * request without GI_GEN_NO_BOS gets (the template may spell BOS itself),
+ * else 0. IDS, CAP, return value and errors as gi_tokenize(). */
+GI_EXPORT int gi_tokenize_chat(struct gi_conn *conn, const struct gi_chat_msg *msgs, size_t n_msgs,
+			       uint32_t flags, uint32_t *ids, size_t cap);
+
 enum gi_stats_format {
 	GI_STATS_JSON = 0,
 	GI_STATS_OPENMETRICS = 1,

@@ -73,8 +73,10 @@ static int await_reply(struct gi_conn *c, uint16_t type, uint32_t seq, size_t mi
 	}
 }
 
-int gi_tokenize(struct gi_conn *c, const char *text, size_t len, uint32_t flags, uint32_t *ids,
-		size_t cap)
+/* Sends a TOKENIZE request for PAYLOAD (LEN bytes, already checked) with
+ * wire flags WFLAGS and reads the reply into IDS (CAP). FN names the caller. */
+static int tokenize_req(struct gi_conn *c, const char *fn, const void *payload, size_t len,
+			uint16_t wflags, uint32_t *ids, size_t cap)
 {
 	struct gi_tokenize_req q;
 	struct gi_tokenize_reply rep;
@@ -82,14 +84,8 @@ int gi_tokenize(struct gi_conn *c, const char *text, size_t len, uint32_t flags,
 	uint32_t seq;
 	int n, r;
 
-	if (!c || (!text && len) || (!ids && cap))
-		return -EINVAL;
-	if (flags & ~(GI_TOKENIZE_ADD_BOS | GI_TOKENIZE_SPECIAL)) {
-		gi_clog(c, GI_LOG_ERROR, "gi_tokenize: flags 0x%x has unknown bits", flags);
-		return -EINVAL;
-	}
 	if (len > GI_MSG_MAX - sizeof(q)) {
-		gi_clog(c, GI_LOG_ERROR, "gi_tokenize: %zu bytes of text, over the %zu-byte message limit",
+		gi_clog(c, GI_LOG_ERROR, "%s: %zu bytes of text, over the %zu-byte message limit", fn,
 			len, GI_MSG_MAX - sizeof(q));
 		return -E2BIG;
 	}
@@ -98,15 +94,14 @@ int gi_tokenize(struct gi_conn *c, const char *text, size_t len, uint32_t flags,
 	seq = c->ctl_seq++;
 	memset(&q, 0, sizeof(q));
 	gi_msg_init(&q.hdr, GI_MSG_TOKENIZE_REQ, (uint32_t)(sizeof(q) + len), seq);
-	q.hdr.flags = (uint16_t)((flags & GI_TOKENIZE_ADD_BOS ? GI_TOKENIZE_F_ADD_BOS : 0) |
-				 (flags & GI_TOKENIZE_SPECIAL ? GI_TOKENIZE_F_SPECIAL : 0));
+	q.hdr.flags = wflags;
 	q.text_len = (uint32_t)len;
 	msg = malloc(sizeof(q) + len);
 	if (!msg)
 		return -ENOMEM;
 	memcpy(msg, &q, sizeof(q));
 	if (len)
-		memcpy(msg + sizeof(q), text, len);
+		memcpy(msg + sizeof(q), payload, len);
 	r = gi_conn_send(c, msg, sizeof(q) + len);
 	free(msg);
 	if (r < 0)
@@ -116,7 +111,7 @@ int gi_tokenize(struct gi_conn *c, const char *text, size_t len, uint32_t flags,
 		return n;
 	memcpy(&rep, c->msgbuf, sizeof(rep));
 	if (rep.result < 0) {
-		gi_clog(c, GI_LOG_ERROR, "gi_tokenize: daemon says %s", strerror(-rep.result));
+		gi_clog(c, GI_LOG_ERROR, "%s: daemon says %s", fn, strerror(-rep.result));
 		return gi_map_daemon_error(rep.result);
 	}
 	if ((size_t)n != sizeof(rep) + (size_t)rep.n_tokens * 4) {
@@ -126,6 +121,54 @@ int gi_tokenize(struct gi_conn *c, const char *text, size_t len, uint32_t flags,
 	if (cap)
 		memcpy(ids, c->msgbuf + sizeof(rep), 4 * (cap < rep.n_tokens ? cap : rep.n_tokens));
 	return (int)rep.n_tokens;
+}
+
+int gi_tokenize(struct gi_conn *c, const char *text, size_t len, uint32_t flags, uint32_t *ids,
+		size_t cap)
+{
+	if (!c || (!text && len) || (!ids && cap))
+		return -EINVAL;
+	if (flags & ~(GI_TOKENIZE_ADD_BOS | GI_TOKENIZE_SPECIAL)) {
+		gi_clog(c, GI_LOG_ERROR, "gi_tokenize: flags 0x%x has unknown bits", flags);
+		return -EINVAL;
+	}
+	return tokenize_req(c, "gi_tokenize", text, len,
+			    (uint16_t)((flags & GI_TOKENIZE_ADD_BOS ? GI_TOKENIZE_F_ADD_BOS : 0) |
+				       (flags & GI_TOKENIZE_SPECIAL ? GI_TOKENIZE_F_SPECIAL : 0)),
+			    ids, cap);
+}
+
+int gi_tokenize_chat(struct gi_conn *c, const struct gi_chat_msg *msgs, size_t n_msgs, uint32_t flags,
+		     uint32_t *ids, size_t cap)
+{
+	uint32_t len;
+	uint8_t *list;
+	int r;
+
+	if (!c || (!ids && cap))
+		return -EINVAL;
+	if (flags & ~GI_TOKENIZE_ADD_BOS) {
+		gi_clog(c, GI_LOG_ERROR, "gi_tokenize_chat: flags 0x%x (only GI_TOKENIZE_ADD_BOS is allowed)",
+			flags);
+		return -EINVAL;
+	}
+	r = gi_chat_list_len(c, "gi_tokenize_chat", msgs, n_msgs, &len);
+	if (r < 0)
+		return r;
+	if (len > GI_MSG_MAX - sizeof(struct gi_tokenize_req)) {
+		gi_clog(c, GI_LOG_ERROR, "gi_tokenize_chat: %u bytes of messages, over the %zu-byte message limit",
+			len, GI_MSG_MAX - sizeof(struct gi_tokenize_req));
+		return -E2BIG;
+	}
+	list = malloc(len);
+	if (!list)
+		return -ENOMEM;
+	gi_chat_list_write(list, msgs, n_msgs);
+	r = tokenize_req(c, "gi_tokenize_chat", list, len,
+			 (uint16_t)(GI_TOKENIZE_F_CHAT | (flags & GI_TOKENIZE_ADD_BOS ? GI_TOKENIZE_F_ADD_BOS : 0)),
+			 ids, cap);
+	free(list);
+	return r;
 }
 
 int gi_stats(struct gi_conn *c, int format, char **ret_text, size_t *ret_len)

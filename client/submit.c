@@ -122,6 +122,41 @@ static uint32_t pad4(uint32_t n)
 	return (n + 3u) & ~3u;
 }
 
+void gi_chat_list_write(uint8_t *dst, const struct gi_chat_msg *msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct gi_chat_entry_hdr h = {
+			.role = msgs[i].role,
+			.len = (uint32_t)strlen(msgs[i].content),
+		};
+		memcpy(dst, &h, sizeof(h));
+		memcpy(dst + sizeof(h), msgs[i].content, h.len);
+		memset(dst + sizeof(h) + h.len, 0, pad4(h.len) - h.len);
+		dst += sizeof(h) + pad4(h.len);
+	}
+}
+
+int gi_chat_list_len(struct gi_conn *c, const char *fn, const struct gi_chat_msg *msgs, size_t n,
+		     uint32_t *ret_len)
+{
+	size_t i, total = 0;
+
+	if (!msgs || n == 0)
+		return bad(c, -EINVAL, "%s: no messages", fn);
+	for (i = 0; i < n; i++) {
+		if (msgs[i].role > GI_CHAT_ASSISTANT)
+			return bad(c, -EINVAL, "%s: msgs[%zu].role %u is not a gi_role_kind", fn, i,
+				   msgs[i].role);
+		if (!msgs[i].content)
+			return bad(c, -EINVAL, "%s: msgs[%zu].content is NULL", fn, i);
+		total += sizeof(struct gi_chat_entry_hdr) + pad4((uint32_t)strnlen(msgs[i].content, UINT32_MAX / 2));
+		if (total > UINT32_MAX / 2)
+			return bad(c, -E2BIG, "%s: messages too long", fn);
+	}
+	*ret_len = (uint32_t)total;
+	return 0;
+}
+
 static void write_blob(uint8_t *dst, const struct blob_src *b, const struct gi_gen_opts *o)
 {
 	uint8_t *p = dst;
@@ -131,16 +166,8 @@ static void write_blob(uint8_t *dst, const struct blob_src *b, const struct gi_g
 		memcpy(p, b->prompt, b->prompt_len);
 		p += b->prompt_len;
 	} else {
-		for (i = 0; i < b->n_msgs; i++) {
-			struct gi_chat_entry_hdr h = {
-				.role = b->msgs[i].role,
-				.len = (uint32_t)strlen(b->msgs[i].content),
-			};
-			memcpy(p, &h, sizeof(h));
-			memcpy(p + sizeof(h), b->msgs[i].content, h.len);
-			memset(p + sizeof(h) + h.len, 0, pad4(h.len) - h.len);
-			p += sizeof(h) + pad4(h.len);
-		}
+		gi_chat_list_write(p, b->msgs, b->n_msgs);
+		p += b->prompt_len;
 	}
 	memset(p, 0, pad4(b->prompt_len) - b->prompt_len);
 	p = dst + pad4(b->prompt_len);
@@ -315,23 +342,13 @@ int gi_gen_chat(struct gi_conn *c, const struct gi_chat_msg *msgs, size_t n_msgs
 		const struct gi_gen_opts *opts, uint64_t tag, uint64_t *ret_req)
 {
 	struct blob_src b = { .msgs = msgs, .n_msgs = n_msgs };
-	size_t i, total = 0;
+	int r;
 
 	if (!c)
 		return -EINVAL;
-	if (!msgs || n_msgs == 0)
-		return bad(c, -EINVAL, "gi_gen_chat: no messages");
-	for (i = 0; i < n_msgs; i++) {
-		if (msgs[i].role > GI_CHAT_ASSISTANT)
-			return bad(c, -EINVAL, "gi_gen_chat: msgs[%zu].role %u is not a gi_role_kind",
-				   i, msgs[i].role);
-		if (!msgs[i].content)
-			return bad(c, -EINVAL, "gi_gen_chat: msgs[%zu].content is NULL", i);
-		total += sizeof(struct gi_chat_entry_hdr) + pad4((uint32_t)strnlen(msgs[i].content, UINT32_MAX / 2));
-		if (total > UINT32_MAX / 2)
-			return bad(c, -E2BIG, "gi_gen_chat: messages too long");
-	}
-	b.prompt_len = (uint32_t)total;
+	r = gi_chat_list_len(c, "gi_gen_chat", msgs, n_msgs, &b.prompt_len);
+	if (r < 0)
+		return r;
 	return gen_common(c, &b, GI_SQE_F_CHAT, opts, tag, ret_req);
 }
 

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "daemon/chatprompt.h"
 #include "daemon/engine_loop.h"
 #include "daemon/sched.h"
 #include "daemon/session.h"
@@ -55,10 +56,7 @@ struct engine {
 	uint64_t sessions_total, protocol_errors;
 	uint64_t requests_total, requests_rejected, requests_done, requests_cancelled;
 	uint64_t requests_stalled;
-	int32_t *ids;                  /* prompt tokenization buffer */
-	uint32_t ids_cap;
-	char *text;                    /* chat template output buffer */
-	uint32_t text_cap;
+	struct prompt_buf pb;          /* prompt ids and chat template text */
 	struct sched_stats sst;        /* scratch for the snapshot */
 };
 

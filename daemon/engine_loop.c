@@ -372,8 +372,7 @@ void engine_destroy(struct engine *e)
 		close(e->wake_efd);
 	if (e->event_efd >= 0)
 		close(e->event_efd);
-	free(e->ids);
-	free(e->text);
+	prompt_buf_free(&e->pb);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }

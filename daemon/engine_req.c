@@ -11,11 +11,10 @@
 #include <string.h>
 
 #include "daemon/engine_impl.h"
+#include "daemon/chatprompt.h"
 #include "daemon/log.h"
 #include "daemon/textout.h"
 #include "ipc/validate.h"
-
-#define MAX_CHAT_ITEMS 256
 
 /* Longest reason sent: four events' worth. */
 #define ERROR_REASON_MAX (4 * GI_CQE_TEXT_MAX)
@@ -46,82 +45,7 @@ void engine_post_error(struct engine *e, struct session *s, uint64_t user_data, 
 		engine_fail_session(e, s);
 }
 
-static int grow_ids(struct engine *e, uint32_t n)
-{
-	if (n <= e->ids_cap)
-		return 0;
-	int32_t *p = realloc(e->ids, (size_t)n * sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	e->ids = p;
-	e->ids_cap = n;
-	return 0;
-}
-
-/* Tokenizes TEXT into e->ids; returns the count. */
-static int tokenize(struct engine *e, const char *text, size_t len, bool add_special, bool special)
-{
-	for (;;) {
-		int n = tok_encode(e->tok, text, len, add_special, special, e->ids, e->ids_cap);
-		if (n < 0 || (uint32_t)n <= e->ids_cap)
-			return n;
-		if (grow_ids(e, (uint32_t)n) < 0)
-			return -ENOMEM;
-	}
-}
-
-static const char *const role_names[GI_ROLE_COUNT_] = { "system", "user", "assistant" };
-
-/* Applies the model's chat template to a chat list and tokenizes it. */
-static int chat_prompt(struct engine *e, const struct gi_srv_req *req, char *err, size_t errlen)
-{
-	struct gi_chat_item items[MAX_CHAT_ITEMS];
-	struct chat_msg msgs[MAX_CHAT_ITEMS];
-	int n = gi_chat_parse(req->prompt, req->prompt_len, items, MAX_CHAT_ITEMS, err, errlen);
-	if (n < 0)
-		return n;
-	/* The parsed contents are not NUL-terminated: copy them out, each
-	 * followed by a NUL, into one buffer. */
-	char *buf = malloc((size_t)req->prompt_len + (size_t)n);
-	if (!buf)
-		return -ENOMEM;
-	char *p = buf;
-	for (int i = 0; i < n; i++) {
-		memcpy(p, req->prompt + items[i].content.off, items[i].content.len);
-		msgs[i].content = p;
-		msgs[i].role = role_names[items[i].role];
-		p += items[i].content.len;
-		*p++ = 0;
-	}
-	size_t bl = 0, el = 0;
-	int32_t bos = tok_bos(e->tok), eos = tok_eos(e->tok);
-	const char *bt = bos >= 0 ? tok_text(e->tok, bos, &bl) : "";
-	const char *et = eos >= 0 ? tok_text(e->tok, eos, &el) : "";
-	char bos_s[64] = "", eos_s[64] = "";
-	snprintf(bos_s, sizeof(bos_s), "%.*s", (int)bl, bt);
-	snprintf(eos_s, sizeof(eos_s), "%.*s", (int)el, et);
-	int len = chat_apply(e->info->chat, msgs, (size_t)n, true, bos_s, eos_s, e->text, e->text_cap);
-	if (len >= 0 && (uint32_t)len >= e->text_cap) {
-		char *t = realloc(e->text, (size_t)len + 1);
-		if (!t) {
-			free(buf);
-			return -ENOMEM;
-		}
-		e->text = t;
-		e->text_cap = (uint32_t)len + 1;
-		len = chat_apply(e->info->chat, msgs, (size_t)n, true, bos_s, eos_s, e->text, e->text_cap);
-	}
-	free(buf);
-	if (len < 0) {
-		snprintf(err, errlen, "chat template %s: %s", chat_tmpl_name(e->info->chat), strerror(-len));
-		return len;
-	}
-	/* Templates that spell BOS themselves must not get a second one. */
-	bool add = !(req->sqe.flags & GI_SQE_F_NO_BOS) && !(bos_s[0] && !strncmp(e->text, bos_s, strlen(bos_s)));
-	return tokenize(e, e->text, (size_t)len, add, true);
-}
-
-/* Prompt token ids of a SUBMIT into e->ids; returns the count. */
+/* Prompt token ids of a SUBMIT into e->pb.ids; returns the count. */
 static int prompt_ids(struct engine *e, const struct gi_srv_req *req, char *err, size_t errlen)
 {
 	uint16_t f = req->sqe.flags;
@@ -130,19 +54,20 @@ static int prompt_ids(struct engine *e, const struct gi_srv_req *req, char *err,
 		if (r < 0)
 			return r;
 		uint32_t n = req->prompt_len / 4;
-		if (grow_ids(e, n) < 0)
+		if (prompt_reserve(&e->pb, n) < 0)
 			return -ENOMEM;
-		memcpy(e->ids, req->prompt, (size_t)n * 4);
+		memcpy(e->pb.ids, req->prompt, (size_t)n * 4);
 		return (int)n;
 	}
 	if (f & GI_SQE_F_CHAT)
-		return chat_prompt(e, req, err, errlen);
+		return prompt_chat(e->info->chat, e->tok, &e->pb, req->prompt, req->prompt_len,
+				   f & GI_SQE_F_NO_BOS, err, errlen);
 	if (!gi_utf8_valid(req->prompt, req->prompt_len)) {
 		snprintf(err, errlen, "prompt: not valid UTF-8 (or contains NUL)");
 		return -EINVAL;
 	}
-	int n = tokenize(e, (const char *)req->prompt, req->prompt_len, !(f & GI_SQE_F_NO_BOS),
-			 f & GI_SQE_F_SPECIAL);
+	int n = prompt_tokenize(e->tok, &e->pb, (const char *)req->prompt, req->prompt_len,
+				!(f & GI_SQE_F_NO_BOS), f & GI_SQE_F_SPECIAL);
 	if (n == 0) {
 		snprintf(err, errlen, "prompt: empty after tokenization");
 		return -EINVAL;
@@ -193,7 +118,7 @@ static int submit(struct engine *e, struct session *s, const struct gi_srv_req *
 		goto reject;
 	struct sched_req_params p = {
 		.size = sizeof(p),
-		.prompt = e->ids,
+		.prompt = e->pb.ids,
 		.n_prompt = (uint32_t)r,
 		.max_tokens = q->max_tokens ? q->max_tokens : e->limits.max_tokens,
 		.stop = stops,

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/chatprompt.h"
 #include "daemon/engine_loop.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
@@ -56,6 +57,7 @@ struct io {
 	bool done;
 	uint64_t stop_deadline_ms;
 	uint64_t last_watchdog_ms;
+	struct prompt_buf pb;     /* TOKENIZE work buffers */
 	uint8_t buf[GI_MSG_MAX];
 	uint8_t reply[GI_MSG_MAX];
 };
@@ -195,18 +197,29 @@ static void serve_tokenize(struct io *io, uint32_t slot, const struct gi_msg_hdr
 {
 	struct gi_tokenize_req req;
 	memcpy(&req, io->buf, sizeof(req));
-	if (h->flags & ~(GI_TOKENIZE_F_ADD_BOS | GI_TOKENIZE_F_SPECIAL) || req.reserved ||
-	    req.text_len != h->len - sizeof(req)) {
+	if (h->flags & ~(GI_TOKENIZE_F_ADD_BOS | GI_TOKENIZE_F_SPECIAL | GI_TOKENIZE_F_CHAT) ||
+	    req.reserved || req.text_len != h->len - sizeof(req)) {
 		conn_fail(io, slot, h->seq, -EPROTO, "TOKENIZE: bad flags, reserved field or text_len");
 		return;
 	}
 	struct gi_tokenize_reply *rep = (struct gi_tokenize_reply *)(void *)io->reply;
-	int32_t *ids = (int32_t *)(void *)(io->reply + sizeof(*rep));
+	const uint8_t *payload = io->buf + sizeof(req);
 	size_t cap = (sizeof(io->reply) - sizeof(*rep)) / sizeof(int32_t);
-	int n = tok_encode(io->o->tok, (const char *)io->buf + sizeof(req), req.text_len,
-			   h->flags & GI_TOKENIZE_F_ADD_BOS, h->flags & GI_TOKENIZE_F_SPECIAL, ids, cap);
+	char err[160];
+	int n;
+	if (h->flags & GI_TOKENIZE_F_CHAT) {
+		n = prompt_chat(io->o->chat, io->o->tok, &io->pb, payload, req.text_len,
+				!(h->flags & GI_TOKENIZE_F_ADD_BOS), err, sizeof(err));
+		if (n < 0)
+			log_debug("TOKENIZE of a chat list refused: %s", err);
+	} else {
+		n = prompt_tokenize(io->o->tok, &io->pb, (const char *)payload, req.text_len,
+				    h->flags & GI_TOKENIZE_F_ADD_BOS, h->flags & GI_TOKENIZE_F_SPECIAL);
+	}
 	if (n > (int)cap)
 		n = -E2BIG;
+	if (n > 0)
+		memcpy(io->reply + sizeof(*rep), io->pb.ids, (size_t)n * sizeof(int32_t));
 	rep->result = n < 0 ? n : 0;
 	rep->n_tokens = n < 0 ? 0 : (uint32_t)n;
 	size_t len = sizeof(*rep) + (size_t)rep->n_tokens * sizeof(int32_t);
@@ -639,6 +652,7 @@ int io_run(const struct io_opts *o, char *err, size_t errlen)
 		close(io->sig_fd);
 	close(io->listen_fd);
 	free(io->conns);
+	prompt_buf_free(&io->pb);
 	free(io);
 	return r;
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "daemon/config.h"
+#include "engine/chat.h"
 #include "ipc/handshake.h"
 
 struct engine;
@@ -22,6 +23,7 @@ struct io_opts {
 	struct gid_config *cfg;        /* tenants replaced on SIGHUP */
 	struct engine *eng;
 	const struct tokenizer *tok;
+	enum chat_tmpl chat;           /* the model's chat template (TOKENIZE of a chat list) */
 	const struct gi_hs_policy *policy;
 	uint64_t watchdog_usec;        /* 0 = no systemd watchdog */
 };

@@ -279,6 +279,7 @@ int main(int argc, char **argv)
 			.cfg = &d->cfg,
 			.eng = d->eng,
 			.tok = model_tokenizer(d->model),
+			.chat = mi->chat,
 			.policy = &policy,
 			.watchdog_usec = notify_watchdog_usec(),
 		};

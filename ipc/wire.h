@@ -186,6 +186,10 @@ GI_STATIC_SIZE(struct gi_stats_req, 24);
  * (hdr.len - 24 bytes); reply payload is u32 token ids. */
 #define GI_TOKENIZE_F_ADD_BOS (1u << 0)
 #define GI_TOKENIZE_F_SPECIAL (1u << 1) /* parse special-token text */
+/* The payload is a chat list (the GI_SQE_F_CHAT encoding, below): the ids
+ * are those a SUBMIT with GI_SQE_F_CHAT gets (template applied, assistant's
+ * turn opened, special tokens parsed; ADD_BOS clear = GI_SQE_F_NO_BOS). */
+#define GI_TOKENIZE_F_CHAT    (1u << 2)
 struct gi_tokenize_req {
 	struct gi_msg_hdr hdr;
 	uint32_t text_len;

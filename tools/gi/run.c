@@ -135,7 +135,16 @@ static void print_ids_u32(FILE *f, const uint32_t *ids, size_t n)
 	fputc(']', f);
 }
 
-static void print_json(const char *prompt, const uint32_t *pids, int n_pids,
+/* Prompt ids of the text PROMPT, or of the chat MSGS when N_MSGS > 0. */
+static int prompt_ids(struct gi_conn *c, const char *prompt, const struct gi_chat_msg *msgs,
+		      size_t n_msgs, uint32_t *ids, size_t cap)
+{
+	if (n_msgs)
+		return gi_tokenize_chat(c, msgs, n_msgs, GI_TOKENIZE_ADD_BOS, ids, cap);
+	return gi_tokenize(c, prompt, strlen(prompt), GI_TOKENIZE_ADD_BOS, ids, cap);
+}
+
+static void print_json(const char *prompt, const uint32_t *pids, size_t n_pids,
 		       const struct gen_result *res)
 {
 	const struct gi_event *d = &res->done;
@@ -144,10 +153,7 @@ static void print_json(const char *prompt, const uint32_t *pids, int n_pids,
 	printf("{\"prompt\": ");
 	json_str(stdout, prompt, strlen(prompt));
 	printf(", \"prompt_ids\": ");
-	if (n_pids >= 0)
-		print_ids_u32(stdout, pids, (size_t)n_pids);
-	else
-		printf("null");
+	print_ids_u32(stdout, pids, n_pids);
 	printf(", \"output_ids\": [");
 	for (i = 0; i < res->n_ids; i++)
 		printf("%s%d", i ? ", " : "", res->ids[i]);
@@ -183,6 +189,8 @@ int cmd_run(int argc, char **argv)
 	struct gen_args a;
 	struct gen_result res = { 0 };
 	struct gi_conn *c;
+	struct gi_chat_msg msgs[2];
+	size_t n_msgs = 0;
 	uint32_t *pids = NULL;
 	int n_pids = -1, opt, r;
 	char *prompt, *from_stdin = NULL;
@@ -222,14 +230,19 @@ int cmd_run(int argc, char **argv)
 		return GI_EXIT_CONNECT;
 	}
 	install_sigint();
-	if (a.json && !a.chat) {
-		/* The ids the daemon will see: the text prompt with BOS. */
-		n_pids = gi_tokenize(c, prompt, strlen(prompt), GI_TOKENIZE_ADD_BOS, NULL, 0);
+	if (a.chat) {
+		if (a.system)
+			msgs[n_msgs++] = (struct gi_chat_msg){ GI_CHAT_SYSTEM, a.system };
+		msgs[n_msgs++] = (struct gi_chat_msg){ GI_CHAT_USER, prompt };
+	}
+	if (a.json) {
+		/* The ids the daemon will see: the text prompt with BOS, or the
+		 * chat with the model's template applied. */
+		n_pids = prompt_ids(c, prompt, msgs, n_msgs, NULL, 0);
 		if (n_pids >= 0) {
 			pids = calloc((size_t)n_pids + 1, sizeof(*pids));
 			if (pids)
-				n_pids = gi_tokenize(c, prompt, strlen(prompt), GI_TOKENIZE_ADD_BOS, pids,
-						     (size_t)n_pids);
+				n_pids = prompt_ids(c, prompt, msgs, n_msgs, pids, (size_t)n_pids);
 		}
 		if (n_pids < 0 || !pids) {
 			fprintf(stderr, "gi run: tokenizing the prompt: %s\n",
@@ -239,13 +252,7 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 	if (a.chat) {
-		struct gi_chat_msg msgs[2];
-		size_t n = 0;
-
-		if (a.system)
-			msgs[n++] = (struct gi_chat_msg){ GI_CHAT_SYSTEM, a.system };
-		msgs[n++] = (struct gi_chat_msg){ GI_CHAT_USER, prompt };
-		r = gi_gen_chat(c, msgs, n, &a.opts, 0, &req);
+		r = gi_gen_chat(c, msgs, n_msgs, &a.opts, 0, &req);
 	} else {
 		r = gi_gen_text(c, prompt, strlen(prompt), &a.opts, 0, &req);
 	}
@@ -257,7 +264,7 @@ int cmd_run(int argc, char **argv)
 	r = stream_request("run", c, req, a.json ? NULL : stdout, &res);
 	if (r == GI_EXIT_OK) {
 		if (a.json)
-			print_json(prompt, pids, n_pids, &res);
+			print_json(prompt, pids, (size_t)n_pids, &res);
 		else if (res.len && res.text[res.len - 1] != '\n')
 			putchar('\n');
 	}
