@@ -510,6 +510,28 @@ START_TEST(bench_four_clients)
 	 * them, and the test's own timeout reports it. */
 	ck_assert_int_eq(run_gi(NULL, bench), 0);
 	ck_assert_int_eq(run_gi(NULL, nop), 0);
+
+	/* ignore_eos is the default: near-uniform sampling (which meets EOS
+	 * within a few hundred tokens) still gives every request its 300. */
+	char path[256];
+	snprintf(path, sizeof(path), "%s/bench.json", d.dir);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (!freopen(path, "w", stdout))
+			_exit(126);
+		execl(t_build("bin/gi"), "gi", "bench", "--socket", d.sock, "--clients", "2", "--requests", "2",
+		      "--max-tokens", "300", "--temp", "100", "--top-k", "0", "--top-p", "1", "--min-p", "0",
+		      "--json", (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "gi bench exit 0x%x", status);
+	char *json = t_read_file(path, NULL);
+	ck_assert_ptr_nonnull(json);
+	ck_assert_msg(strstr(json, "\"tokens\": 1200,") && strstr(json, "\"errors\": 0,"), "gi bench: %s", json);
+	free(json);
 	gid_stop(c);
 }
 END_TEST

@@ -22,6 +22,7 @@ enum {
 	OPT_NOP,
 	OPT_SPIN_US,
 	OPT_IGNORE_EOS,
+	OPT_STOP_AT_EOS,
 };
 
 enum sample_kind { S_TTFT, S_ITL, S_LAT, S_NOP, S_TOKENS, S_PROMPT, S_CACHED, S_ERROR, S_KINDS_ };
@@ -285,7 +286,9 @@ static int usage(FILE *f)
 		   "  --prompt-tokens P     prompt length in words (default 32)\n"
 		   "  --shared-prefix K     first K words the same in every prompt (default 0)\n"
 		   "  --max-tokens N        tokens generated per request at most (default 32)\n"
-		   "  --ignore-eos          always generate --max-tokens tokens\n"
+		   "  --ignore-eos          always generate --max-tokens tokens (the default, so\n"
+		   "                        every run measures the same work)\n"
+		   "  --stop-at-eos         let a request end early at end-of-sequence\n"
 		   "  --nop                 measure NOP round trips through the rings\n"
 		   "  --spin-us N           client busy-poll before sleeping (-1 = never)\n"
 		   "  --json                one JSON object instead of the table\n"
@@ -304,6 +307,7 @@ static int parse(struct bench_cfg *b, int argc, char **argv)
 		{ "nop", no_argument, NULL, OPT_NOP },
 		{ "spin-us", required_argument, NULL, OPT_SPIN_US },
 		{ "ignore-eos", no_argument, NULL, OPT_IGNORE_EOS },
+		{ "stop-at-eos", no_argument, NULL, OPT_STOP_AT_EOS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -336,6 +340,10 @@ static int parse(struct bench_cfg *b, int argc, char **argv)
 			break;
 		case OPT_IGNORE_EOS:
 			b->a.opts.flags |= GI_GEN_IGNORE_EOS;
+			r = 0;
+			break;
+		case OPT_STOP_AT_EOS:
+			b->a.opts.flags &= ~GI_GEN_IGNORE_EOS;
 			r = 0;
 			break;
 		case OPT_SPIN_US:
@@ -384,6 +392,7 @@ int cmd_bench(int argc, char **argv)
 
 	gen_args_init(&b.a);
 	b.a.opts.max_tokens = 32;
+	b.a.opts.flags |= GI_GEN_IGNORE_EOS;
 	r = parse(&b, argc, argv);
 	if (r == -1)
 		return GI_EXIT_OK;
