@@ -332,7 +332,7 @@ GI_STATIC_OFF(struct gi_sqe, reserved, 60);
 enum gi_cqe_kind {
 	GI_CQE_TOKEN = 1,  /* token, logprob, text[text_len] */
 	GI_CQE_DONE = 2,   /* result = enum gi_finish; done.* timings and counts */
-	GI_CQE_ERROR = 3,  /* result = negative errno; error.reason (text_len bytes) */
+	GI_CQE_ERROR = 3,  /* result = negative errno; reason (text_len bytes; TEXT_CONT: more follows) */
 	GI_CQE_NOP = 4,    /* result 0; nop.echo = sqe.nop.echo */
 	GI_CQE_CANCEL = 5, /* result 0 (found, its DONE/CANCELLED follows) or -ENOENT */
 	GI_CQE_KIND_COUNT_,
@@ -340,7 +340,8 @@ enum gi_cqe_kind {
 
 /* CQE flags */
 #define GI_CQE_F_MORE      (1u << 0) /* more events follow for this user_data */
-#define GI_CQE_F_TEXT_CONT (1u << 1) /* this token's text continues in the next TOKEN event */
+#define GI_CQE_F_TEXT_CONT (1u << 1) /* the text continues in the next event of this kind:
+                                       * a TOKEN's text, or an ERROR's reason (with MORE) */
 #define GI_CQE_F_LAST      (1u << 2) /* last event of this user_data (MORE clear) */
 
 enum gi_finish {
