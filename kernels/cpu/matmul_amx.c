@@ -40,21 +40,29 @@ int cpu_amx_enable(void)
 #define PAIR_BYTES (2 * TILE_BYTES + 2 * TILE * (int)sizeof(float))
 #define CHUNK_PAIRS 32
 
-/* tmm0, tmm1: C of the pair's two blocks; tmm2: A; tmm3, tmm4: B; for
- * tiles of 8 activation rows tmm5, tmm7: C and tmm6: A. */
-static void tile_setup(void)
+/* Activation rows per pass over the weights: their block scales are
+ * transposed once per K chunk into dx_buf. */
+#define MBLOCK 128
+
+/* Pairs alternate between two tile sets so that the products of one pair
+ * need not wait for the stores of the previous: set s uses A tmm(s), C
+ * tmm(4 + 2s) and tmm(5 + 2s); B tiles tmm2, tmm3 are shared. A and C
+ * tiles have ROWS (16 or 8) rows. */
+static void tile_setup(int rows)
 {
 	struct amx_tilecfg cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.palette = 1;
 	for (int t = 0; t < 8; t++) {
-		cfg.rows[t] = t < 5 ? TILE : TILE / 2;
+		cfg.rows[t] = (uint8_t)(t == 2 || t == 3 ? TILE : rows);
 		cfg.colsb[t] = 64;
 	}
 	_tile_loadconfig(&cfg);
 }
 
 static __thread uint8_t pack_buf[CHUNK_PAIRS * PAIR_BYTES] __attribute__((aligned(64)));
+/* [row tile][block of the chunk][row in tile]: d_x of MBLOCK rows */
+static __thread float dx_buf[MBLOCK / TILE][2 * CHUNK_PAIRS][TILE] __attribute__((aligned(64)));
 
 /* Where each block of a pair sits among the 16 quads of the pair's 64
  * activation bytes: Q8_0 quads 0..7 (block b) and 8..15 (b+1); Q4_0 low
@@ -103,111 +111,155 @@ static void pack_pair(const uint8_t *w, size_t wrow, size_t b, int two, int q4, 
 	}
 }
 
-/* acc[i] += C[i] * d_w * d_x[i] for the two blocks of the pair at PK. */
-static inline __attribute__((always_inline)) void tile_scale(__m512 *acc, int rows, const int32_t *c,
-							     const uint8_t *pk, const float *const *dx, size_t b)
+/* One activation row of the float scaling: ACC + C * d_w * d_x for the
+ * two blocks of a pair (C of row I in the pair's two stored tiles, DX the
+ * blocks' 16 activation scales each). */
+static inline __attribute__((always_inline)) __m512 scale_row(__m512 acc, const int32_t *c, __m512 dw0,
+							      __m512 dw1, const float *dx, int i)
 {
-	const __m512 dw0 = _mm512_load_ps(pk + 2 * TILE_BYTES);
-	const __m512 dw1 = _mm512_load_ps(pk + 2 * TILE_BYTES + 64);
-#pragma GCC unroll 16
-	for (int i = 0; i < rows; i++) {
-		const __m512 c0 = _mm512_cvtepi32_ps(_mm512_load_si512(c + TILE * i));
-		const __m512 c1 = _mm512_cvtepi32_ps(_mm512_load_si512(c + TILE * TILE + TILE * i));
-		acc[i] = _mm512_fmadd_ps(c0, _mm512_mul_ps(dw0, _mm512_set1_ps(dx[i][b])), acc[i]);
-		acc[i] = _mm512_fmadd_ps(c1, _mm512_mul_ps(dw1, _mm512_set1_ps(dx[i][b + 1])), acc[i]);
-	}
+	const __m512 c0 = _mm512_cvtepi32_ps(_mm512_load_si512(c + TILE * i));
+	const __m512 c1 = _mm512_cvtepi32_ps(_mm512_load_si512(c + TILE * TILE + TILE * i));
+	acc = _mm512_fmadd_ps(c0, _mm512_mul_ps(dw0, _mm512_set1_ps(dx[i])), acc);
+	return _mm512_fmadd_ps(c1, _mm512_mul_ps(dw1, _mm512_set1_ps(dx[TILE + i])), acc);
 }
 
-/* ROWS (16 or 8) activation rows x 16 weight rows over the packed pairs
- * [P0, P1). The float scaling of pair p runs after the tile ops of pair
- * p + 1 were issued: reading a tile store back at once would stall on it. */
-static inline __attribute__((always_inline)) void tile_run(int rows, const uint8_t *x, size_t xs, size_t k,
-							   const uint8_t *packed, size_t p0, size_t p1,
-							   float *y, size_t ldy, int first)
+/* Named accumulators: an array of 16 vectors would live on the stack. */
+#define ACC_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define ACC_ROWS_HI(X) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+
+/* The scaling of the pair whose products are in C, packed at PK. */
+#define TILE_SCALE(c, pk, dxp)                                                          \
+	do {                                                                            \
+		const __m512 dw0_ = _mm512_load_ps((pk) + 2 * TILE_BYTES);              \
+		const __m512 dw1_ = _mm512_load_ps((pk) + 2 * TILE_BYTES + 64);         \
+		ACC_ROWS(SCALE_ROW)                                                     \
+		if (rows == TILE) {                                                     \
+			ACC_ROWS_HI(SCALE_ROW)                                          \
+		}                                                                       \
+	} while (0)
+#define SCALE_ROW(i) a##i = scale_row(a##i, c_, dw0_, dw1_, dx_, i);
+
+/* The two tile products of one pair, stored to C. */
+static inline __attribute__((always_inline)) void tile_pair(const uint8_t *a, size_t xs, const uint8_t *pk,
+							    int32_t *c)
+{
+	_tile_loadd(2, pk, 64);
+	_tile_loadd(3, pk + TILE_BYTES, 64);
+	_tile_loadd(0, a, (long)xs);
+	_tile_zero(4);
+	_tile_zero(5);
+	_tile_dpbssd(4, 0, 2);
+	_tile_dpbssd(5, 0, 3);
+	_tile_stored(4, c, 64);
+	_tile_stored(5, c + TILE * TILE, 64);
+}
+
+/* ROWS (16 or 8) activation rows x 16 weight rows over the NP packed
+ * pairs of one chunk starting at activation byte X (DX: the chunk's
+ * scales of these rows). The float scaling of pair p runs after the tile
+ * products of pair p + 1 were issued: reading a tile store back at once
+ * would stall on it. */
+static inline __attribute__((always_inline)) void tile_run(int rows, const uint8_t *x, size_t xs,
+							   const float (*dx)[TILE], const uint8_t *packed,
+							   size_t np, float *y, size_t ldy, int first)
 {
 	int32_t cbuf[2][2 * TILE * TILE] __attribute__((aligned(64)));
-	const float *dx[TILE];
-	__m512 acc[TILE];
+#define ACC_DECL(i) __m512 a##i = first || (i) >= rows ? _mm512_setzero_ps() : _mm512_loadu_ps(y + (size_t)(i) * ldy);
+	ACC_ROWS(ACC_DECL)
+	ACC_ROWS_HI(ACC_DECL)
+#undef ACC_DECL
 
-	for (int i = 0; i < rows; i++) {
-		dx[i] = act_d_of(x + (size_t)i * xs, k);
-		acc[i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + (size_t)i * ldy);
-	}
-	for (size_t p = p0; p < p1; p++) {
-		const uint8_t *pk = packed + (p - p0) * PAIR_BYTES;
-		int32_t *c = cbuf[(p - p0) & 1];
-		_tile_loadd(3, pk, 64);
-		_tile_loadd(4, pk + TILE_BYTES, 64);
-		if (rows == TILE) {
-			_tile_loadd(2, x + 64 * p, (long)xs);
-			_tile_zero(0);
-			_tile_zero(1);
-			_tile_dpbssd(0, 2, 3);
-			_tile_dpbssd(1, 2, 4);
-			_tile_stored(0, c, 64);
-			_tile_stored(1, c + TILE * TILE, 64);
-		} else {
-			_tile_loadd(6, x + 64 * p, (long)xs);
-			_tile_zero(5);
-			_tile_zero(7);
-			_tile_dpbssd(5, 6, 3);
-			_tile_dpbssd(7, 6, 4);
-			_tile_stored(5, c, 64);
-			_tile_stored(7, c + TILE * TILE, 64);
+	for (size_t p = 0; p < np; p++) {
+		tile_pair(x + 64 * p, xs, packed + p * PAIR_BYTES, cbuf[p & 1]);
+		if (p > 0) {
+			const int32_t *c_ = cbuf[(p - 1) & 1];
+			const float *dx_ = dx[2 * (p - 1)];
+			TILE_SCALE(c_, packed + (p - 1) * PAIR_BYTES, dx_);
 		}
-		if (p > p0)
-			tile_scale(acc, rows, cbuf[(p - 1 - p0) & 1], pk - PAIR_BYTES, dx, 2 * (p - 1));
 	}
-	tile_scale(acc, rows, cbuf[(p1 - 1 - p0) & 1], packed + (p1 - 1 - p0) * PAIR_BYTES, dx, 2 * (p1 - 1));
-	for (int i = 0; i < rows; i++)
-		_mm512_storeu_ps(y + (size_t)i * ldy, acc[i]);
+	{
+		const int32_t *c_ = cbuf[(np - 1) & 1];
+		const float *dx_ = dx[2 * (np - 1)];
+		TILE_SCALE(c_, packed + (np - 1) * PAIR_BYTES, dx_);
+	}
+#define ACC_STORE(i) if ((i) < rows) _mm512_storeu_ps(y + (size_t)(i) * ldy, a##i);
+	ACC_ROWS(ACC_STORE)
+	ACC_ROWS_HI(ACC_STORE)
+#undef ACC_STORE
 }
 
-static void tile_run16(const uint8_t *x, size_t xs, size_t k, const uint8_t *packed, size_t p0, size_t p1,
+static void tile_run16(const uint8_t *x, size_t xs, const float (*dx)[TILE], const uint8_t *packed, size_t np,
 		       float *y, size_t ldy, int first)
 {
-	tile_run(TILE, x, xs, k, packed, p0, p1, y, ldy, first);
+	tile_run(TILE, x, xs, dx, packed, np, y, ldy, first);
 }
 
-static void tile_run8(const uint8_t *x, size_t xs, size_t k, const uint8_t *packed, size_t p0, size_t p1,
+static void tile_run8(const uint8_t *x, size_t xs, const float (*dx)[TILE], const uint8_t *packed, size_t np,
 		      float *y, size_t ldy, int first)
 {
-	tile_run(TILE / 2, x, xs, k, packed, p0, p1, y, ldy, first);
+	tile_run(TILE / 2, x, xs, dx, packed, np, y, ldy, first);
 }
 
+/* dx_buf for rows [I0, I1) and blocks [2 PC, 2 PE). */
+static void load_dx(const uint8_t *xq, size_t xs, size_t k, size_t i0, size_t i1, size_t pc, size_t pe)
+{
+	for (size_t i = i0; i < i1; i++) {
+		const float *d = act_d_of(xq + i * xs, k) + 2 * pc;
+		for (size_t b = 0; b < 2 * (pe - pc); b++)
+			dx_buf[(i - i0) / TILE][b][(i - i0) % TILE] = d[b];
+	}
+}
+
+/* Activation rows in blocks of MBLOCK, K in chunks of CHUNK_PAIRS: per
+ * chunk, every 16-row weight tile of [J0, J1) is packed once and
+ * multiplied by all row tiles of the block, partial sums accumulating
+ * in Y. Rows past the last whole 8 and weight rows past the last whole 16
+ * go to the AVX-512 kernel. */
 static void mm_pair_amx(int q4, enum gi_type t, const void *w, size_t k, const void *xq, size_t xs,
 			size_t m, float *y, size_t ldy, size_t j0, size_t j1)
 {
 	const cpu_mm_fn fallback = cpu_kernels_avx512.mm[t];
 	const size_t wrow = gi_type_row_bytes(t, k), nb = k / 32, np = act_pairs(k);
-	/* rows on AMX: 16-row tiles, then one 8-row tile if 8 or more are left */
-	const size_t m16 = m / TILE * TILE, mt = m - m16 >= TILE / 2 ? m16 + TILE / 2 : m16;
-	size_t j = j0;
+	const size_t mt = m / (TILE / 2) * (TILE / 2), jt = j0 + (j1 - j0) / TILE * TILE;
+	const uint8_t *x = xq;
+	int cfg_rows = 0;
 
-	if (m < TILE / 2) {
+	if (mt == 0 || jt == j0) {
 		fallback(w, k, xq, xs, m, y, ldy, j0, j1);
 		return;
 	}
-	tile_setup();
-	for (; j + TILE <= j1; j += TILE) {
-		const uint8_t *wj = (const uint8_t *)w + j * wrow;
+	for (size_t i0 = 0; i0 < mt; i0 += MBLOCK) {
+		const size_t i1 = mt - i0 < MBLOCK ? mt : i0 + MBLOCK, i16 = i0 + (i1 - i0) / TILE * TILE;
 		for (size_t pc = 0; pc < np; pc += CHUNK_PAIRS) {
 			const size_t pe = np - pc < CHUNK_PAIRS ? np : pc + CHUNK_PAIRS;
-			for (size_t p = pc; p < pe; p++)
-				pack_pair(wj, wrow, 2 * p, 2 * p + 1 < nb, q4, pack_buf + (p - pc) * PAIR_BYTES);
-			for (size_t i = 0; i < m16; i += TILE)
-				tile_run16((const uint8_t *)xq + i * xs, xs, k, pack_buf, pc, pe, y + i * ldy + j, ldy,
-					   pc == 0);
-			if (mt > m16)
-				tile_run8((const uint8_t *)xq + m16 * xs, xs, k, pack_buf, pc, pe, y + m16 * ldy + j,
-					  ldy, pc == 0);
+			load_dx(x, xs, k, i0, i1, pc, pe);
+			for (size_t j = j0; j < jt; j += TILE) {
+				const uint8_t *wj = (const uint8_t *)w + j * wrow;
+				for (size_t p = pc; p < pe; p++)
+					pack_pair(wj, wrow, 2 * p, 2 * p + 1 < nb, q4, pack_buf + (p - pc) * PAIR_BYTES);
+				if (i16 > i0 && cfg_rows != TILE) {
+					cfg_rows = TILE;
+					tile_setup(TILE);
+				}
+				for (size_t i = i0; i < i16; i += TILE)
+					tile_run16(x + i * xs + 64 * pc, xs, dx_buf[(i - i0) / TILE], pack_buf, pe - pc,
+						   y + i * ldy + j, ldy, pc == 0);
+				if (i16 < i1) {
+					if (cfg_rows != TILE / 2) {
+						cfg_rows = TILE / 2;
+						tile_setup(TILE / 2);
+					}
+					tile_run8(x + i16 * xs + 64 * pc, xs, dx_buf[(i16 - i0) / TILE], pack_buf,
+						  pe - pc, y + i16 * ldy + j, ldy, pc == 0);
+				}
+			}
 		}
-		if (mt < m)
-			fallback(w, k, (const uint8_t *)xq + mt * xs, xs, m - mt, y + mt * ldy, ldy, j, j + TILE);
 	}
 	_tile_release();
-	if (j < j1)
-		fallback(w, k, xq, xs, m, y, ldy, j, j1);
+	if (mt < m)
+		fallback(w, k, x + mt * xs, xs, m - mt, y + mt * ldy, ldy, j0, jt);
+	if (jt < j1)
+		fallback(w, k, xq, xs, m, y, ldy, jt, j1);
 }
 
 static void mm_q4_0_amx(const void *w, size_t k, const void *xq, size_t xs, size_t m, float *y, size_t ldy,
