@@ -283,93 +283,6 @@ START_TEST(golden_through_library)
 }
 END_TEST
 
-/* A refusal whose reason is longer than one event's text arrives whole:
- * the daemon sends it in TEXT_CONT pieces and the library joins them. */
-START_TEST(long_error_reason)
-{
-	struct gi_conn *c = gid_start();
-	struct gi_model_info mi;
-	struct gi_event ev;
-	char want[160];
-
-	ck_assert_int_eq(gi_model_info(c, &mi), 0);
-	uint32_t n = mi.n_ctx + 10;
-	uint32_t *ids = calloc(n, sizeof(*ids));
-	ck_assert_ptr_nonnull(ids);
-	for (uint32_t i = 0; i < n; i++)
-		ids[i] = 300;
-	ck_assert_int_eq(gi_gen_tokens(c, ids, n, &greedy32, 7, NULL), 0);
-	ck_assert_int_eq(gi_event_next(c, &ev, 10000), 1);
-	ck_assert_uint_eq(ev.kind, GI_EVENT_ERROR);
-	ck_assert_uint_eq(ev.tag, 7);
-	snprintf(want, sizeof(want), "prompt: %u tokens, the context holds %u (room for one generated token needed)",
-		 n, mi.n_ctx);
-	ck_assert_uint_gt(strlen(want), 80); /* three events of 40 bytes */
-	ck_assert_uint_eq(ev.text_len, strlen(want));
-	ck_assert_mem_eq(ev.text, want, ev.text_len);
-	/* Nothing else for that request; the connection goes on. */
-	ck_assert_int_eq(gi_gen_text(c, gold[0].prompt, strlen(gold[0].prompt), &greedy32, 0, NULL), 0);
-	struct out o = { 0 };
-	read_all(c, &o, 1);
-	check_golden(&o, &gold[0]);
-	free(ids);
-	gid_stop(c);
-}
-END_TEST
-
-/* TOKENIZE of a chat list gives the ids a chat request is prefilled with:
- * the template (chatml for stories260K) rendered, the assistant's turn
- * opened, special tokens parsed, BOS first. Also through gi run --chat --json. */
-START_TEST(tokenize_chat)
-{
-	struct gi_conn *c = gid_start();
-	const struct gi_chat_msg msgs[2] = { { GI_CHAT_SYSTEM, "Be brief." }, { GI_CHAT_USER, "Tell a story." } };
-	const char *text = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nTell a story.<|im_end|>\n"
-			   "<|im_start|>assistant\n";
-	uint32_t ids[MAX_IDS], want[MAX_IDS];
-
-	int n = gi_tokenize_chat(c, msgs, 2, GI_TOKENIZE_ADD_BOS, ids, MAX_IDS);
-	ck_assert_int_gt(n, 10);
-	ck_assert_int_eq(gi_tokenize(c, text, strlen(text), GI_TOKENIZE_ADD_BOS | GI_TOKENIZE_SPECIAL, want,
-				     MAX_IDS), n);
-	ck_assert_mem_eq(ids, want, (size_t)n * 4);
-	ck_assert_uint_eq(ids[0], 1); /* BOS */
-	ck_assert_int_eq(gi_tokenize_chat(c, msgs, 2, 0, ids, MAX_IDS), n - 1);
-	ck_assert_mem_eq(ids, want + 1, (size_t)(n - 1) * 4);
-	ck_assert_int_eq(gi_tokenize_chat(c, msgs, 0, 0, ids, MAX_IDS), -EINVAL);
-	/* The same count as the chat request's prompt. */
-	struct out o = { 0 };
-	ck_assert_int_eq(gi_gen_chat(c, msgs, 2, &greedy32, 0, NULL), 0);
-	read_all(c, &o, 1);
-	ck_assert_uint_eq(o.n_prompt, (uint32_t)n);
-
-	/* gi run --chat --json: prompt_ids is that list, not null. */
-	char path[256], expect[4096];
-	size_t off = (size_t)snprintf(expect, sizeof(expect), "\"prompt_ids\": [");
-	for (int i = 0; i < n; i++)
-		off += (size_t)snprintf(expect + off, sizeof(expect) - off, "%s%u", i ? ", " : "", want[i]);
-	snprintf(expect + off, sizeof(expect) - off, "]");
-	snprintf(path, sizeof(path), "%s/chat.json", d.dir);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		if (!freopen(path, "w", stdout))
-			_exit(126);
-		execl(t_build("bin/gi"), "gi", "run", "--chat", "--json", "--system", "Be brief.", "--max-tokens", "4",
-		      "--socket", d.sock, "Tell a story.", (char *)NULL);
-		_exit(127);
-	}
-	int status;
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "gi run exit 0x%x", status);
-	char *json = t_read_file(path, NULL);
-	ck_assert_ptr_nonnull(json);
-	ck_assert_msg(strstr(json, expect), "gi run --chat --json:\n%s\nlacks %s", json, expect);
-	free(json);
-	gid_stop(c);
-}
-END_TEST
-
 START_TEST(golden_concurrent_one_connection)
 {
 	struct gi_conn *c = gid_start();
@@ -510,28 +423,6 @@ START_TEST(bench_four_clients)
 	 * them, and the test's own timeout reports it. */
 	ck_assert_int_eq(run_gi(NULL, bench), 0);
 	ck_assert_int_eq(run_gi(NULL, nop), 0);
-
-	/* ignore_eos is the default: near-uniform sampling (which meets EOS
-	 * within a few hundred tokens) still gives every request its 300. */
-	char path[256];
-	snprintf(path, sizeof(path), "%s/bench.json", d.dir);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		if (!freopen(path, "w", stdout))
-			_exit(126);
-		execl(t_build("bin/gi"), "gi", "bench", "--socket", d.sock, "--clients", "2", "--requests", "2",
-		      "--max-tokens", "300", "--temp", "100", "--top-k", "0", "--top-p", "1", "--min-p", "0",
-		      "--json", (char *)NULL);
-		_exit(127);
-	}
-	int status;
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "gi bench exit 0x%x", status);
-	char *json = t_read_file(path, NULL);
-	ck_assert_ptr_nonnull(json);
-	ck_assert_msg(strstr(json, "\"tokens\": 1200,") && strstr(json, "\"errors\": 0,"), "gi bench: %s", json);
-	free(json);
 	gid_stop(c);
 }
 END_TEST
@@ -683,8 +574,6 @@ Suite *t_suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, golden_through_library);
-	tcase_add_test(tc, long_error_reason);
-	tcase_add_test(tc, tokenize_chat);
 	tcase_add_test(tc, golden_concurrent_one_connection);
 	tcase_add_test(tc, golden_concurrent_connections);
 	tcase_add_test(tc, golden_through_cli_json);
