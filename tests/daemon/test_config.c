@@ -128,6 +128,7 @@ START_TEST(defaults_and_cli_override)
 	ck_assert_uint_eq(c.max_sessions, 256);
 	ck_assert_uint_eq(c.max_running, 64);
 	ck_assert_uint_eq(c.socket_mode, 0660);
+	ck_assert_uint_eq(c.stall_timeout_ms, 30000);
 	ck_assert_uint_eq(c.tenants.n, 1);
 	ck_assert_str_eq(tenant_table_match(&c.tenants, 42, "/x")->name, "default");
 
@@ -147,6 +148,7 @@ static const struct {
 	{ "[daemon]\nctx = -5\n", { ":2:", "'ctx'", "[0, 1048576]" } },
 	{ "[daemon]\nmax_running = 0\n", { ":2:", "max_running", "[1, 1024]" } },
 	{ "[daemon]\nsocket_mode = 0999\n", { ":2:", "socket_mode", "octal" } },
+	{ "[daemon]\nstall_timeout_ms = 86400001\n", { ":2:", "stall_timeout_ms", "[0, 86400000]" } },
 	{ "[daemon]\ndevice = tpu\n", { ":2:", "'tpu'", "cuda:N" } },
 	{ "[daemon]\nlog_level = loud\n", { ":2:", "log_level", "'loud'" } },
 	{ "[daemon]\nthreads = 1\nthreads = 2\n", { ":3:", "threads", "twice" } },
