@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "daemon/engine_impl.h"
-#include "daemon/chatprompt.h"
 #include "daemon/log.h"
 #include "daemon/textout.h"
 #include "ipc/validate.h"
