@@ -103,6 +103,8 @@ static int child_gen(const struct bench_cfg *b, struct gi_conn *c, uint32_t cl, 
 			uint64_t now = mono_ns();
 
 			if (ev.kind == GI_EVENT_TOKEN) {
+				if (ev.token < 0)
+					continue; /* held-back text at the end: no token, no interval */
 				emit(fd, cl, prev ? S_ITL : S_TTFT, now - (prev ? prev : t0));
 				prev = now;
 				continue;
