@@ -15,31 +15,12 @@
 #include "daemon/textout.h"
 #include "ipc/validate.h"
 
-/* Longest reason sent: four events' worth. */
-#define ERROR_REASON_MAX (4 * GI_CQE_TEXT_MAX)
-
 void engine_post_error(struct engine *e, struct session *s, uint64_t user_data, int code,
 		       const char *reason)
 {
-	/* A reason longer than one event goes out in pieces like a long
-	 * token's text: every piece but the last has MORE | TEXT_CONT, the
-	 * last has LAST, all carry the same code. */
-	struct gi_cqe ev[ERROR_REASON_MAX / GI_CQE_TEXT_MAX];
-	size_t len = strnlen(reason, ERROR_REASON_MAX), off = 0;
-	uint32_t n = 0;
-	do {
-		size_t chunk = len - off < GI_CQE_TEXT_MAX ? len - off : GI_CQE_TEXT_MAX;
-		ev[n] = (struct gi_cqe){
-			.user_data = user_data,
-			.kind = GI_CQE_ERROR,
-			.flags = GI_CQE_F_MORE | GI_CQE_F_TEXT_CONT,
-			.result = code,
-			.text_len = (uint8_t)chunk,
-		};
-		memcpy(ev[n++].reason, reason + off, chunk);
-		off += chunk;
-	} while (off < len);
-	ev[n - 1].flags = GI_CQE_F_LAST;
+	struct gi_cqe ev[GI_SRV_REASON_EVENTS];
+	uint32_t n = gi_srv_error_events(ev, user_data, code, reason);
+
 	if (session_post(s, ev, n) == -EPROTO)
 		engine_fail_session(e, s);
 }

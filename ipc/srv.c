@@ -85,20 +85,42 @@ int gi_srv_post(struct gi_srv *s, const struct gi_cqe *cqes, uint32_t n)
 	return r;
 }
 
+uint32_t gi_srv_error_events(struct gi_cqe *ev, uint64_t user_data, int code, const char *reason)
+{
+	size_t len = reason ? strnlen(reason, GI_SRV_REASON_MAX) : 0, off = 0;
+	uint32_t n = 0;
+
+	do {
+		size_t chunk = len - off < GI_CQE_TEXT_MAX ? len - off : GI_CQE_TEXT_MAX;
+		ev[n] = (struct gi_cqe){
+			.user_data = user_data,
+			.kind = GI_CQE_ERROR,
+			.flags = GI_CQE_F_MORE | GI_CQE_F_TEXT_CONT,
+			.result = code,
+			.text_len = (uint8_t)chunk,
+		};
+		memcpy(ev[n++].reason, reason + off, chunk);
+		off += chunk;
+	} while (off < len);
+	ev[n - 1].flags = GI_CQE_F_LAST;
+	return n;
+}
+
 int gi_srv_post_error(struct gi_srv *s, uint64_t user_data, int code, const char *reason)
 {
-	struct gi_cqe e = {
-		.user_data = user_data,
-		.kind = GI_CQE_ERROR,
-		.flags = GI_CQE_F_LAST,
-		.result = code,
-	};
-	if (reason) {
-		size_t len = strnlen(reason, GI_CQE_TEXT_MAX);
-		memcpy(e.reason, reason, len);
-		e.text_len = (uint8_t)len;
+	struct gi_cqe ev[GI_SRV_REASON_EVENTS];
+	uint32_t n = gi_srv_error_events(ev, user_data, code, reason);
+	int space = gi_srv_cq_space(s);
+
+	if (space <= 0)
+		return space;
+	/* gi_srv_poll answers an SQE once one slot is free: with less room
+	 * than the whole reason, send its head. */
+	if ((uint32_t)space < n) {
+		n = (uint32_t)space;
+		ev[n - 1].flags = GI_CQE_F_LAST;
 	}
-	return gi_srv_post(s, &e, 1);
+	return gi_srv_post(s, ev, n);
 }
 
 static int answer_nop(struct gi_srv *s, const struct gi_sqe *sqe)

@@ -74,8 +74,19 @@ int gi_srv_cq_space(struct gi_srv *s);
  * backlog), or -EPROTO. Does not ring: call gi_srv_kick once per batch. */
 int gi_srv_post(struct gi_srv *s, const struct gi_cqe *cqes, uint32_t n);
 
-/* Posts an ERROR event for USER_DATA with CODE and a reason. Returns 1, 0 if
- * the CQ is full, or -EPROTO. */
+/* Longest error reason sent; it travels in GI_CQE_TEXT_MAX-byte pieces. */
+#define GI_SRV_REASON_MAX (4 * GI_CQE_TEXT_MAX)
+#define GI_SRV_REASON_EVENTS (GI_SRV_REASON_MAX / GI_CQE_TEXT_MAX)
+
+/* Fills EV (room for GI_SRV_REASON_EVENTS) with the ERROR events carrying
+ * CODE and REASON (NULL: none) for USER_DATA: every piece but the last has
+ * MORE | TEXT_CONT, the last has LAST, like a long token's text. Returns the
+ * number of events. */
+uint32_t gi_srv_error_events(struct gi_cqe *ev, uint64_t user_data, int code, const char *reason);
+
+/* Posts the ERROR events for USER_DATA with CODE and a reason; when the CQ
+ * has room for fewer, the reason's head. Returns the count posted, 0 if the
+ * CQ is full, or -EPROTO. */
 int gi_srv_post_error(struct gi_srv *s, uint64_t user_data, int code, const char *reason);
 
 /* After posting: rings the completion doorbell if the client armed a sleep

@@ -355,15 +355,22 @@ START_TEST(test_error_events)
 		q[k] = bad_sqe(k, &rng, c.layout.arena_size);
 	ck_assert_int_eq(gi_cli_submit(&cli, q, 12), 12);
 	ck_assert_int_eq(gi_srv_poll(&v.srv, 64, on_req, &(struct seen){ 0 }), 12);
-	struct gi_cqe e[12];
-	ck_assert_int_eq(gi_cli_reap(&cli, e, 12), 12);
-	for (int k = 0; k < 12; k++) {
-		ck_assert_int_eq(e[k].kind, GI_CQE_ERROR);
-		ck_assert_uint_eq(e[k].user_data, 1000 + (uint64_t)k);
-		ck_assert(e[k].result == -EINVAL || e[k].result == -E2BIG);
-		ck_assert_uint_gt(e[k].text_len, 0);
-		ck_assert_uint_le(e[k].text_len, GI_CQE_TEXT_MAX);
+	/* Each record's reason may span several events; the last is LAST. */
+	struct gi_cqe e[12 * GI_SRV_REASON_EVENTS];
+	int n = gi_cli_reap(&cli, e, 12 * GI_SRV_REASON_EVENTS);
+	int k = 0;
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(e[i].kind, GI_CQE_ERROR);
+		ck_assert_uint_eq(e[i].user_data, 1000 + (uint64_t)k);
+		ck_assert(e[i].result == -EINVAL || e[i].result == -E2BIG);
+		ck_assert_uint_gt(e[i].text_len, 0);
+		ck_assert_uint_le(e[i].text_len, GI_CQE_TEXT_MAX);
+		if (e[i].flags & GI_CQE_F_LAST)
+			k++;
+		else
+			ck_assert_uint_eq(e[i].flags, GI_CQE_F_MORE | GI_CQE_F_TEXT_CONT);
 	}
+	ck_assert_int_eq(k, 12);
 	ck_assert_int_eq(v.srv.error, 0);
 	gi_cli_fini(&cli);
 	gi_region_release(&c);

@@ -361,6 +361,63 @@ START_TEST(test_cli_srv_roundtrip)
 }
 END_TEST
 
+/* A validator reason longer than one event arrives in TEXT_CONT pieces; with
+ * one CQ slot left, its head arrives alone, flagged LAST. */
+START_TEST(test_long_error_reason)
+{
+	int fd;
+	struct gi_region d, c;
+	ck_assert_int_eq(gi_region_create(&params, &fd, &d), 0);
+	ck_assert_int_eq(gi_region_attach(fd, &d.layout, 42, &c), 0);
+	int sub = gi_db_create(), cmp = gi_db_create();
+	struct gi_srv srv;
+	struct gi_cli cli;
+	ck_assert_int_eq(gi_srv_init(&srv, &d, &limits, 0, sub, cmp), 0);
+	ck_assert_int_eq(gi_cli_init(&cli, &c, sub, cmp), 0);
+
+	struct gi_sqe big = good_submit();
+	big.user_data = 7;
+	big.max_tokens = 999999;
+	ck_assert_int_eq(gi_cli_submit(&cli, &big, 1), 1);
+	ck_assert_int_eq(gi_srv_poll(&srv, 16, NULL, NULL), 1);
+	struct gi_cqe ev[GI_SRV_REASON_EVENTS + 1];
+	int n = gi_cli_reap(&cli, ev, GI_SRV_REASON_EVENTS + 1);
+	ck_assert_int_ge(n, 2);
+	char reason[GI_SRV_REASON_MAX + 1];
+	size_t len = 0;
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(ev[i].kind, GI_CQE_ERROR);
+		ck_assert_int_eq(ev[i].result, -E2BIG);
+		ck_assert_uint_eq(ev[i].flags, i + 1 < n ? GI_CQE_F_MORE | GI_CQE_F_TEXT_CONT
+							  : GI_CQE_F_LAST);
+		memcpy(reason + len, ev[i].reason, ev[i].text_len);
+		len += ev[i].text_len;
+	}
+	reason[len] = 0;
+	ck_assert_str_eq(reason, "sqe submit: max_tokens 999999 above limit 512");
+
+	/* Fill the CQ to one free slot, then the same bad SQE. */
+	struct gi_cqe nop = { .kind = GI_CQE_NOP, .flags = GI_CQE_F_LAST };
+	for (uint32_t i = 0; i + 1 < params.cq_entries; i++)
+		ck_assert_int_eq(gi_srv_post(&srv, &nop, 1), 1);
+	ck_assert_int_eq(gi_cli_submit(&cli, &big, 1), 1);
+	ck_assert_int_eq(gi_srv_poll(&srv, 16, NULL, NULL), 1);
+	struct gi_cqe all[64];
+	ck_assert_int_eq(gi_cli_reap(&cli, all, 64), 64);
+	ck_assert_int_eq(all[63].kind, GI_CQE_ERROR);
+	ck_assert_uint_eq(all[63].flags, GI_CQE_F_LAST);
+	ck_assert_uint_eq(all[63].text_len, GI_CQE_TEXT_MAX);
+
+	gi_cli_fini(&cli);
+	gi_srv_fini(&srv);
+	gi_region_release(&c);
+	gi_region_release(&d);
+	close(fd);
+	close(sub);
+	close(cmp);
+}
+END_TEST
+
 /* SQEs stuck behind a full CQ: the engine may sleep (no spinning on work it
  * cannot take), and the client's reap from the full CQ rings it. */
 START_TEST(test_cq_full_sleep)
@@ -417,6 +474,7 @@ Suite *t_suite(void)
 	tcase_add_test(tc, test_validate_sqe);
 	tcase_add_test(tc, test_validate_blobs);
 	tcase_add_test(tc, test_cli_srv_roundtrip);
+	tcase_add_test(tc, test_long_error_reason);
 	tcase_add_test(tc, test_cq_full_sleep);
 	suite_add_tcase(s, tc);
 	return s;
