@@ -104,25 +104,33 @@ INLINE void q4k_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, 
 					isum[i][r] = _mm512_dpwssd_epi32(isum[i][r], _mm512_maddubs_epi16(q[r], xv), s[r]);
 			}
 		}
+		/* per row: [d, dmin] repeated, then per entry the scale sums
+		 * folded to 8 lanes beside the 8 lanes of min terms, so one
+		 * conversion and one FMA take both */
 		__m256i mexp[NR_MAX];
-		float d[NR_MAX], dmin[NR_MAX];
+		__m512 dd[NR_MAX];
 		const __m256i midx = _mm256_loadu_si256((const __m256i *)idx_q4k_min);
+		const __m512i mix = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
 #pragma GCC unroll 8
 		for (int r = 0; r < nr; r++) {
+			int32_t ddm;
+			memcpy(&ddm, &blk[r]->d, sizeof(ddm));
 			mexp[r] = _mm256_permutexvar_epi16(midx, sm[r]);
-			d[r] = _cvtsh_ss(blk[r]->d);
-			dmin[r] = -_cvtsh_ss(blk[r]->dmin);
+			dd[r] = _mm512_cvtph_ps(_mm256_set1_epi32(ddm));
 		}
 #pragma GCC unroll 8
 		for (int i = 0; i < mr; i++) {
 			const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[i]->bsums);
-			const float dx = xb[i]->d;
+			const __m512 dx = _mm512_mul_ps(_mm512_set1_ps(xb[i]->d),
+							_mm512_castsi512_ps(_mm512_set1_epi64(0xbf8000003f800000ll)));
 #pragma GCC unroll 8
 			for (int r = 0; r < nr; r++) {
-				const __m256 mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mexp[r]));
-				acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i][r]), _mm512_set1_ps(d[r] * dx), acc[i][r]);
-				acc[i][r] = _mm512_fmadd_ps(_mm512_zextps256_ps512(mins), _mm512_set1_ps(dmin[r] * dx),
-							    acc[i][r]);
+				const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(isum[i][r]),
+								    _mm512_extracti64x4_epi64(isum[i][r], 1));
+				const __m256i mins = _mm256_madd_epi16(bs, mexp[r]);
+				const __m512i t = _mm512_permutex2var_epi32(_mm512_castsi256_si512(s8), mix,
+									    _mm512_castsi256_si512(mins));
+				acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dd[r], dx), acc[i][r]);
 			}
 		}
 	}
