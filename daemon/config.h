@@ -1,6 +1,6 @@
 /* gid configuration: built-in defaults, then the INI file
  * (/etc/gid/gid.conf or --config FILE), then command line flags. Every key
- * is documented in daemon/config.md. Errors name the file and line (or the
+ * is documented in README.md ("Configuration"). Errors name the file and line (or the
  * flag), the key and the value. Library code: never prints or exits. */
 #pragma once
 #include <stdbool.h>
