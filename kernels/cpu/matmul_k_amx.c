@@ -20,7 +20,8 @@
 #define SB_BYTES (8 * 512 + 2 * 8 * 64)
 _Static_assert(16 * 256 + 16 * 64 <= SB_BYTES, "Q6_K packing fits");
 
-/* tmm0: C (16 x 16 int32); tmm1: A (16 rows x SUB bytes); tmm2: B. */
+/* Sub-blocks go two at a time: tmm0, tmm3: C (16 x 16 int32); tmm1, tmm4:
+ * A (16 rows x SUB bytes); tmm2, tmm5: B. */
 static void tile_setup(int sub)
 {
 	struct amx_tilecfg cfg;
@@ -32,6 +33,12 @@ static void tile_setup(int sub)
 	cfg.colsb[1] = (uint16_t)sub;
 	cfg.rows[2] = (uint8_t)(sub / 4);
 	cfg.colsb[2] = 64;
+	cfg.rows[3] = TILE;
+	cfg.colsb[3] = 64;
+	cfg.rows[4] = TILE;
+	cfg.colsb[4] = (uint16_t)sub;
+	cfg.rows[5] = (uint8_t)(sub / 4);
+	cfg.colsb[5] = 64;
 	_tile_loadconfig(&cfg);
 }
 
@@ -109,72 +116,94 @@ static void pack_q6k(const uint8_t *w, size_t wrow, size_t sb, uint8_t *dst)
 	}
 }
 
-/* t[i] += C[i] * dsc for one sub-block's stored C (dsc: d * scale per
- * weight row). */
-static inline __attribute__((always_inline)) void scale_sub(__m512 *t, const int32_t *c, const float *dsc)
-{
-	const __m512 s = _mm512_load_ps(dsc);
-#pragma GCC unroll 16
-	for (int i = 0; i < TILE; i++)
-		t[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + TILE * i)), s, t[i]);
-}
+/* Named per-row sums: an array of 16 vectors would live on the stack. */
+#define ROWS(X)                                                                                    \
+	X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+
+/* t_i += C[i] * dsc for the sub-block whose C is at C_ (dsc: d * scale
+ * per weight row, at DSC_). */
+#define SCALE_ROW(i) t##i = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c_ + TILE * (i))), s_, t##i);
+#define SCALE_SUB(c, dsc)                                  \
+	do {                                               \
+		const int32_t *c_ = (c);                   \
+		const __m512 s_ = _mm512_load_ps(dsc);     \
+		ROWS(SCALE_ROW)                            \
+	} while (0)
+
+/* Q4_K: t_i -= sum_j dmin * m_j * (bsums[2j] + bsums[2j + 1]) of row i
+ * (the sums as floats in BSF[i][j], dmin * m_j per weight row at DM_). */
+#define MIN_ROW(i)                                                                                 \
+	for (int j = 0; j < 8; j++)                                                                \
+		t##i = _mm512_fnmadd_ps(_mm512_load_ps(dm_ + TILE * j), _mm512_set1_ps(bsf[i][j]), t##i);
+
+/* acc[i] += t_i * d_x of row i */
+#define ACC_ROW(i) \
+	_mm512_store_ps(acc[i], _mm512_fmadd_ps(t##i, _mm512_set1_ps(dxs[i]), _mm512_load_ps(acc[i])));
 
 /* 16 activation rows x 16 weight rows over the packed super-blocks
  * [S0, S1); NSUB sub-blocks of SUB bytes each, accumulated into Y (set to
- * zero first if FIRST). Per super-block, t[i] sums the sub-blocks' scaled
+ * zero first if FIRST). Per super-block, t_i sums the sub-blocks' scaled
  * products (the scaling of sub-block s runs after the tile product of
- * s + 1 was issued), then Y gets t[i] * d_x once. */
+ * s + 1 was issued), then acc gets t_i * d_x once; Y is written at the
+ * end. */
 static void tile_run(int q4k, const uint8_t *x, size_t xs, const uint8_t *packed, size_t s0, size_t s1,
 		     float *y, size_t ldy, int first)
 {
 	const int nsub = q4k ? 8 : 16, sub = q4k ? 32 : 16;
-	int32_t cbuf[2][TILE * TILE] __attribute__((aligned(64)));
+	int32_t cbuf[4][TILE * TILE] __attribute__((aligned(64)));
+	float acc[TILE][TILE] __attribute__((aligned(64)));
 	float bsf[TILE][8] __attribute__((aligned(32)));
-	__m512 t[TILE];
+	float dxs[TILE];
 
-	if (first)
-		for (int i = 0; i < TILE; i++)
-			_mm512_storeu_ps(y + (size_t)i * ldy, _mm512_setzero_ps());
+	for (int i = 0; i < TILE; i++)
+		_mm512_store_ps(acc[i], first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + (size_t)i * ldy));
 	for (size_t sb = s0; sb < s1; sb++) {
 		const uint8_t *pk = packed + (sb - s0) * SB_BYTES;
 		const float *dsc = (const float *)(pk + (size_t)nsub * 64 * (size_t)(sub / 4));
 		const uint8_t *xa = x + sb * sizeof(struct block_q8_K) + offsetof(struct block_q8_K, qs);
-		for (int i = 0; i < TILE; i++)
-			t[i] = _mm512_setzero_ps();
-		for (int s = 0; s < nsub; s++) {
+#define T_DECL(i) __m512 t##i = _mm512_setzero_ps();
+		ROWS(T_DECL)
+#undef T_DECL
+		for (int s = 0; s < nsub; s += 2) {
 			_tile_loadd(1, xa + sub * s, (long)xs);
 			_tile_loadd(2, pk + 64 * (sub / 4) * s, 64);
+			_tile_loadd(4, xa + sub * (s + 1), (long)xs);
+			_tile_loadd(5, pk + 64 * (sub / 4) * (s + 1), 64);
 			_tile_zero(0);
-			if (q4k)
+			_tile_zero(3);
+			if (q4k) {
 				_tile_dpbsud(0, 1, 2);
-			else
+				_tile_dpbsud(3, 4, 5);
+			} else {
 				_tile_dpbssd(0, 1, 2);
-			_tile_stored(0, cbuf[s & 1], 64);
-			if (s > 0)
-				scale_sub(t, cbuf[(s - 1) & 1], dsc + TILE * (s - 1));
+				_tile_dpbssd(3, 4, 5);
+			}
+			_tile_stored(0, cbuf[s & 2], 64);
+			_tile_stored(3, cbuf[(s & 2) + 1], 64);
+			if (s > 0) {
+				SCALE_SUB(cbuf[(s - 2) & 2], dsc + TILE * (s - 2));
+				SCALE_SUB(cbuf[((s - 2) & 2) + 1], dsc + TILE * (s - 1));
+			}
 		}
-		scale_sub(t, cbuf[(nsub - 1) & 1], dsc + TILE * (nsub - 1));
-		if (q4k) {
-			/* - sum_j dmin * m_j * (bsums[2j] + bsums[2j + 1]) */
-			const float *dm = dsc + 8 * TILE;
-			for (int i = 0; i < TILE; i++) {
-				const __m256i bs = _mm256_loadu_si256(
-					(const __m256i *)((const struct block_q8_K *)(x + (size_t)i * xs))[sb].bsums);
+		SCALE_SUB(cbuf[(nsub - 2) & 2], dsc + TILE * (nsub - 2));
+		/* the tile products are under way; row scales and sums meanwhile */
+		for (int i = 0; i < TILE; i++) {
+			const struct block_q8_K *xb = (const struct block_q8_K *)(x + (size_t)i * xs) + sb;
+			dxs[i] = xb->d;
+			if (q4k) {
+				const __m256i bs = _mm256_loadu_si256((const __m256i *)xb->bsums);
 				_mm256_store_ps(bsf[i], _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, _mm256_set1_epi16(1))));
 			}
-#pragma GCC unroll 16
-			for (int i = 0; i < TILE; i++) {
-#pragma GCC unroll 8
-				for (int j = 0; j < 8; j++)
-					t[i] = _mm512_fnmadd_ps(_mm512_load_ps(dm + TILE * j), _mm512_set1_ps(bsf[i][j]), t[i]);
-			}
 		}
-		for (int i = 0; i < TILE; i++) {
-			const float dx = ((const struct block_q8_K *)(x + (size_t)i * xs))[sb].d;
-			float *yi = y + (size_t)i * ldy;
-			_mm512_storeu_ps(yi, _mm512_fmadd_ps(t[i], _mm512_set1_ps(dx), _mm512_loadu_ps(yi)));
+		SCALE_SUB(cbuf[((nsub - 2) & 2) + 1], dsc + TILE * (nsub - 1));
+		if (q4k) {
+			const float *dm_ = dsc + 8 * TILE;
+			ROWS(MIN_ROW)
 		}
+		ROWS(ACC_ROW)
 	}
+	for (int i = 0; i < TILE; i++)
+		_mm512_storeu_ps(y + (size_t)i * ldy, _mm512_load_ps(acc[i]));
 }
 
 static void mm_k_amx(int q4k, const void *w, size_t k, const void *xq, size_t xs, size_t m, float *y,
