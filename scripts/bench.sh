@@ -4,7 +4,7 @@
 set -u
 bin=$GI_BUILD/bin
 status=0
-for b in bench-ipc bench-matmul bench-engine bench-gid; do
+for b in bench-ipc bench-matmul bench-engine bench-text bench-gid; do
 	[ -x "$bin/$b" ] || continue
 	echo "== $b"
 	"$bin/$b" || status=1

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine/sampler.h"
 #include "tests/t_util.h"
@@ -394,53 +393,6 @@ START_TEST(invalid_params)
 }
 END_TEST
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SLACK 20.0
-#else
-#define SLACK 1.0
-#endif
-
-/* Time of one call, the best of 10 rounds of 200 (so load from other
- * processes hardly shows); penalties are off, so LOGITS stay unmodified. */
-static double bench_us(struct sampler *s, float *logits, bool lp)
-{
-	double best = 1e30;
-	float v;
-	for (int r = 0; r < 10; r++) {
-		struct timespec a, b;
-		clock_gettime(CLOCK_MONOTONIC, &a);
-		for (int i = 0; i < 200; i++)
-			sampler_sample(s, logits, NULL, 0, lp ? &v : NULL);
-		clock_gettime(CLOCK_MONOTONIC, &b);
-		double us = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 1e3 / 200;
-		best = us < best ? us : best;
-	}
-	return best;
-}
-
-START_TEST(speed)
-{
-	const uint32_t n = 32000;
-	float *l = malloc(n * sizeof(*l));
-	fill_logits(l, n, 77);
-	struct sampler *k40 = make(0.8f, 40, 0.95f, 0.05f, 1, n);
-	struct sampler *greedy = make(0.0f, 0, 1.0f, 0.0f, 1, n);
-	struct sampler *p95 = make(0.8f, 0, 0.95f, 0.0f, 1, n);
-	double t_k40 = bench_us(k40, l, false);
-	double t_k40_lp = bench_us(k40, l, true);
-	double t_greedy = bench_us(greedy, l, false);
-	double t_p95 = bench_us(p95, l, false);
-	printf("speed: 32000 vocab: top-k 40 %.2f us (%.2f us with logprob), greedy %.2f us, "
-	       "top-p 0.95 alone %.2f us\n", t_k40, t_k40_lp, t_greedy, t_p95);
-	ck_assert_msg(t_k40 < 50 * SLACK, "top-k 40 took %.2f us", t_k40);
-	ck_assert_msg(t_greedy < 50 * SLACK, "greedy took %.2f us", t_greedy);
-	sampler_free(k40);
-	sampler_free(greedy);
-	sampler_free(p95);
-	free(l);
-}
-END_TEST
-
 Suite *t_suite(void)
 {
 	Suite *s = suite_create("sampler");
@@ -457,7 +409,6 @@ Suite *t_suite(void)
 	tcase_add_test(tc, penalties);
 	tcase_add_test(tc, logprob_sampled);
 	tcase_add_test(tc, invalid_params);
-	tcase_add_test(tc, speed);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,12 +1,11 @@
 /* Tokenizers against llama.cpp: its vocab test vectors (tokenize without
  * BOS or special-token parsing, then detokenize back), stories260K's golden
- * prompts and outputs, special tokens, streaming, hostile metadata, speed. */
+ * prompts and outputs, special tokens, streaming, hostile metadata. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine/gguf.h"
 #include "engine/gguf_write.h"
@@ -36,13 +35,6 @@ static void vocab_close(struct vocab v)
 {
 	tok_destroy(v.t);
 	gguf_close(v.g);
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* ---- llama.cpp vocab test vectors ------------------------------------------ */
@@ -503,73 +495,6 @@ START_TEST(tiny_bpe)
 }
 END_TEST
 
-/* ---- speed ------------------------------------------------------------------- */
-
-#if defined(__SANITIZE_ADDRESS__)
-#define SLACK 20.0
-#else
-#define SLACK 1.0
-#endif
-
-START_TEST(speed_spm)
-{
-	struct gguf *g;
-	struct tokenizer *t;
-	char err[256];
-	ck_assert_int_eq(gguf_open(t_shared("models/vocab/ggml-vocab-llama-spm.gguf"), &g, err,
-				   sizeof(err)), 0);
-	double best = 1e9;
-	for (int i = 0; i < 5; i++) {
-		double t0 = now_ms();
-		ck_assert_int_eq(tok_create(g, &t, err, sizeof(err)), 0);
-		double dt = now_ms() - t0;
-		best = dt < best ? dt : best;
-		if (i < 4)
-			tok_destroy(t);
-	}
-	/* ~1 KB of English prose */
-	static const char para[] = "Once upon a time, there was a little girl named Lily. She "
-				   "loved to play outside in the park with her friends. ";
-	char text[1024 + sizeof(para)] = "";
-	while (strlen(text) < 1000)
-		strcat(text, para);
-	size_t len = strlen(text);
-	int32_t ids[1024];
-	double enc = 1e9;
-	for (int i = 0; i < 20; i++) {
-		double t0 = now_ms();
-		int n = tok_encode(t, text, len, true, false, ids, 1024);
-		double dt = now_ms() - t0;
-		ck_assert_int_gt(n, 100);
-		enc = dt < enc ? dt : enc;
-	}
-	printf("speed: 32000-token SPM tok_create %.2f ms, encode %zu bytes %.3f ms\n", best, len,
-	       enc);
-	ck_assert_msg(best < 30 * SLACK, "tok_create took %.2f ms", best);
-	ck_assert_msg(enc < 1.0 * SLACK, "encode took %.3f ms", enc);
-	tok_destroy(t);
-	gguf_close(g);
-
-	/* the same prose through gpt-2's byte-level BPE, for the record */
-	ck_assert_int_eq(gguf_open(t_shared("models/vocab/ggml-vocab-gpt-2.gguf"), &g, err,
-				   sizeof(err)), 0);
-	double t0 = now_ms();
-	ck_assert_int_eq(tok_create(g, &t, err, sizeof(err)), 0);
-	best = now_ms() - t0;
-	enc = 1e9;
-	for (int i = 0; i < 20; i++) {
-		t0 = now_ms();
-		ck_assert_int_gt(tok_encode(t, text, len, false, false, ids, 1024), 100);
-		double dt = now_ms() - t0;
-		enc = dt < enc ? dt : enc;
-	}
-	printf("speed: 50257-token BPE (gpt-2) tok_create %.2f ms, encode %zu bytes %.3f ms\n",
-	       best, len, enc);
-	tok_destroy(t);
-	gguf_close(g);
-}
-END_TEST
-
 Suite *t_suite(void)
 {
 	Suite *s = suite_create("tokenizer");
@@ -593,11 +518,6 @@ Suite *t_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, hostile_metadata);
 	tcase_add_test(tc, tiny_bpe);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("speed");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, speed_spm);
 	suite_add_tcase(s, tc);
 	return s;
 }
