@@ -25,10 +25,7 @@ static const struct gi_gen_opts greedy32 = { .size = sizeof(struct gi_gen_opts),
 static struct gi_conn *start(void)
 {
 	ck_assert_int_ge(t_golden_load(t_shared("golden/stories260K_greedy.json"), golden, 8), 1);
-	int r = gidt_start(&dmn, NULL);
-	if (r < 0)
-		gidt_dump_log(&dmn);
-	ck_assert_msg(r == 0, "gid did not start: %s", strerror(-r));
+	gidt_start_ok(&dmn, NULL);
 	struct gi_conn_opts o = { .size = sizeof(o), .socket_path = dmn.sock };
 	struct gi_conn *c = NULL;
 	ck_assert_int_eq(gi_conn_open(&o, &c), 0);
@@ -38,11 +35,7 @@ static struct gi_conn *start(void)
 static void stop(struct gi_conn *c)
 {
 	gi_conn_close(c);
-	int st = gidt_stop(&dmn, SIGTERM, 10000);
-	if (st != 0)
-		gidt_dump_log(&dmn);
-	ck_assert_msg(st == 0, "gid exit status %d", st);
-	gidt_cleanup(&dmn);
+	gidt_stop_ok(&dmn);
 }
 
 /* Runs gi with ARGV (NULL-terminated, after "gi"), stdout to a file;

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <check.h>
+
 #include "tests/t_util.h"
 
 uint64_t gidt_now_us(void)
@@ -454,4 +456,23 @@ long long gidt_wait_stat(const char *sock, const char *key, long long want, int 
 		usleep(20000);
 	}
 	return v;
+}
+
+void gidt_start_ok(struct gidt_daemon *d, const char *const *extra)
+{
+	int r = gidt_start(d, extra);
+
+	if (r < 0)
+		gidt_dump_log(d);
+	ck_assert_msg(r == 0, "gid did not start: %s", strerror(-r));
+}
+
+void gidt_stop_ok(struct gidt_daemon *d)
+{
+	int st = gidt_stop(d, SIGTERM, 10000);
+
+	if (st != 0)
+		gidt_dump_log(d);
+	ck_assert_msg(st == 0, "gid exit status %d", st);
+	gidt_cleanup(d);
 }

@@ -28,6 +28,11 @@ int gidt_start_argv(struct gidt_daemon *d, const char *sock, char *const *argv);
 int gidt_stop(struct gidt_daemon *d, int sig, int timeout_ms);
 /* Removes the daemon's directory (log, socket) after a passing test. */
 void gidt_cleanup(struct gidt_daemon *d);
+/* For Check tests: gidt_start that fails the test (log printed) unless
+ * the daemon answers, and a SIGTERM stop that fails it unless the daemon
+ * exits with status 0 within 10 s, then cleans up. */
+void gidt_start_ok(struct gidt_daemon *d, const char *const *extra);
+void gidt_stop_ok(struct gidt_daemon *d);
 /* Prints the daemon's log to stderr (for failing tests). */
 void gidt_dump_log(const struct gidt_daemon *d);
 /* How often the daemon's log contains NEEDLE. */

@@ -31,19 +31,12 @@ static void load_golden(void)
 
 static void start(const char *const *extra)
 {
-	int r = gidt_start(&dmn, extra);
-	if (r < 0)
-		gidt_dump_log(&dmn);
-	ck_assert_msg(r == 0, "gid did not start: %s", strerror(-r));
+	gidt_start_ok(&dmn, extra);
 }
 
 static void stop(void)
 {
-	int st = gidt_stop(&dmn, SIGTERM, 10000);
-	if (st != 0)
-		gidt_dump_log(&dmn);
-	ck_assert_msg(st == 0, "gid exit status %d", st);
-	gidt_cleanup(&dmn);
+	gidt_stop_ok(&dmn);
 }
 
 /* Runs golden case G greedily on C; 0 if ids match exactly. */

@@ -27,19 +27,12 @@ static void start(const char *const *extra)
 {
 	n_golden = t_golden_load(t_shared("golden/stories260K_greedy.json"), golden, 8);
 	ck_assert_int_ge(n_golden, 4);
-	int r = gidt_start(&dmn, extra);
-	if (r < 0)
-		gidt_dump_log(&dmn);
-	ck_assert_msg(r == 0, "gid did not start: %s", strerror(-r));
+	gidt_start_ok(&dmn, extra);
 }
 
 static void stop(void)
 {
-	int st = gidt_stop(&dmn, SIGTERM, 10000);
-	if (st != 0)
-		gidt_dump_log(&dmn);
-	ck_assert_msg(st == 0, "gid exit status %d", st);
-	gidt_cleanup(&dmn);
+	gidt_stop_ok(&dmn);
 }
 
 /* Every golden case on a new session; 0 if all match. */

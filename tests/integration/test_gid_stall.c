@@ -21,19 +21,12 @@ static struct gidt_daemon dmn;
 static void start(void)
 {
 	ck_assert_int_ge(t_golden_load(t_shared("golden/stories260K_greedy.json"), golden, 8), 1);
-	int r = gidt_start(&dmn, (const char *const[]){ "--stall-timeout-ms", "300", NULL });
-	if (r < 0)
-		gidt_dump_log(&dmn);
-	ck_assert_msg(r == 0, "gid did not start: %s", strerror(-r));
+	gidt_start_ok(&dmn, (const char *const[]){ "--stall-timeout-ms", "300", NULL });
 }
 
 static void stop(void)
 {
-	int st = gidt_stop(&dmn, SIGTERM, 10000);
-	if (st != 0)
-		gidt_dump_log(&dmn);
-	ck_assert_msg(st == 0, "gid exit status %d", st);
-	gidt_cleanup(&dmn);
+	gidt_stop_ok(&dmn);
 }
 
 START_TEST(stalled_client_is_ended)
