@@ -114,7 +114,8 @@ GI_EXPORT void gi_conn_close(struct gi_conn *conn);
  * earlier may leave events unannounced). Each submit arms it too, so the
  * fd may be polled right after submitting. Spurious wake-ups happen and are
  * harmless. Owned by the connection: do not close or read it.
- * Level-triggered: it stays readable after a hang-up. */
+ * Level-triggered: it stays readable after a hang-up.
+ * Returns the descriptor, or -EINVAL if CONN is NULL. */
 GI_EXPORT int gi_conn_fd(const struct gi_conn *conn);
 
 /* Handles whatever made gi_conn_fd() readable: resets the completion
@@ -123,7 +124,8 @@ GI_EXPORT int gi_conn_fd(const struct gi_conn *conn);
  * by a hang-up) wait to be read with gi_event_next() — a bound, as a long
  * token arrives in pieces — 0 if none, or, once the daemon is gone and
  * every pending request has been reported, -ECONNRESET (or the session's
- * error, e.g. -GI_ERR_PROTOCOL). */
+ * error, e.g. -GI_ERR_PROTOCOL); -EINVAL if CONN is NULL. Not thread-safe
+ * (see the file comment). */
 GI_EXPORT int gi_conn_process(struct gi_conn *conn);
 
 /* What WELCOME said about the model and the session. A plain result record. */
@@ -178,7 +180,7 @@ struct gi_gen_opts {
 				   * ends before any of them (not included in the text) */
 	size_t n_stop;
 	uint32_t priority;        /* enum gi_priority */
-	uint32_t deadline_ms;     /* from submission; 0: none (ends with GI_FINISH_DEADLINE) */
+	uint32_t deadline_ms;     /* from submission; 0: none (ends with GI_FINISH_REASON_DEADLINE) */
 	uint32_t flags;           /* GI_GEN_* */
 };
 
@@ -207,12 +209,15 @@ GI_EXPORT int gi_gen_text(struct gi_conn *conn, const char *prompt, size_t len,
 			  const struct gi_gen_opts *opts, uint64_t tag, uint64_t *ret_req);
 
 /* As gi_gen_text() for a chat: N_MSGS messages (at least one); the daemon
- * applies the model's chat template and opens the assistant's turn. */
+ * applies the model's chat template and opens the assistant's turn. The
+ * messages are copied before returning. Errors as gi_gen_text(); -EINVAL
+ * also for no message, a NULL content or a role that is not a gi_role_kind. */
 GI_EXPORT int gi_gen_chat(struct gi_conn *conn, const struct gi_chat_msg *msgs, size_t n_msgs,
 			  const struct gi_gen_opts *opts, uint64_t tag, uint64_t *ret_req);
 
 /* As gi_gen_text() for a prompt of N_IDS token ids (used as given: no BOS
- * is added). Ids must be below gi_model_info.n_vocab. */
+ * is added; copied before returning). Ids must be below
+ * gi_model_info.n_vocab. Errors as gi_gen_text(). */
 GI_EXPORT int gi_gen_tokens(struct gi_conn *conn, const uint32_t *ids, size_t n_ids,
 			    const struct gi_gen_opts *opts, uint64_t tag, uint64_t *ret_req);
 
@@ -223,9 +228,10 @@ GI_EXPORT int gi_req_nop(struct gi_conn *conn, uint64_t echo, uint32_t flags, ui
 			 uint64_t *ret_req);
 
 /* Asks the daemon to stop request REQ. Its stream still ends with a DONE
- * event (finish GI_FINISH_CANCELLED, or another reason if it had already
- * finished). Returns 0, -ENOENT if REQ is not in flight on this connection,
- * -ECONNRESET. */
+ * event (finish GI_FINISH_REASON_CANCELLED, or another reason if it had
+ * already finished). Returns 0, -EINVAL if CONN is NULL, -ENOENT if REQ is
+ * not in flight on this connection, -ECONNRESET (or the session's error)
+ * once the daemon is gone. Not thread-safe (see the file comment). */
 GI_EXPORT int gi_req_cancel(struct gi_conn *conn, uint64_t req);
 
 /* ---- events ---------------------------------------------------------------- */
@@ -248,7 +254,8 @@ enum gi_finish_reason {
 	GI_FINISH_REASON_DEADLINE = 7,
 };
 
-/* Name of finish reason R ("eos", "stop", "length", ...); "unknown" else. */
+/* Name of finish reason R ("eos", "stop", "length", ...); "unknown" else.
+ * Returns a static string; never NULL. Thread-safe. */
 GI_EXPORT const char *gi_finish_name(int r);
 
 /* One event: a plain result record filled by gi_event_next(). */
@@ -263,9 +270,10 @@ struct gi_event {
 	uint32_t reserved0;
 	const char *text;         /* TOKEN: the token's bytes (may split a UTF-8 code
 				   * point; concatenating all TOKEN texts gives the
-				   * output); ERROR: the reason; else "". Not NUL-
-				   * terminated; valid until the next gi_event_next()
-				   * or gi_conn_close() on this connection */
+				   * output); ERROR: the reason; else "". A NUL follows
+				   * the TEXT_LEN bytes, but use TEXT_LEN (a byte token
+				   * may be a NUL). Owned by the connection; valid until
+				   * the next gi_event_next() or gi_conn_close() on it */
 	size_t text_len;
 	uint64_t nop_echo;        /* NOP: the echoed value */
 	struct {                  /* DONE: counts and microseconds */
@@ -287,10 +295,12 @@ struct gi_event {
  * -ECONNRESET), -GI_ERR_PROTOCOL if the daemon broke the protocol.
  * A request submitted with a deadline whose daemon stops stepping (its
  * heartbeat stands still for a second past the deadline) is ended here by
- * a GI_EVENT_ERROR event with error -ETIMEDOUT. */
+ * a GI_EVENT_ERROR event with error -ETIMEDOUT.
+ * -EINVAL if CONN or EV is NULL. Not thread-safe (see the file comment). */
 GI_EXPORT int gi_event_next(struct gi_conn *conn, struct gi_event *ev, int timeout_ms);
 
-/* Requests submitted and not yet ended by their last event. */
+/* Requests submitted and not yet ended by their last event; 0 if CONN is
+ * NULL. Does not talk to the daemon. */
 GI_EXPORT unsigned gi_conn_inflight(const struct gi_conn *conn);
 
 /* ---- control queries (synchronous, over the control socket) ---------------- */
