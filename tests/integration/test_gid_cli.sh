@@ -54,6 +54,8 @@ if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1; then
 	kill -TERM $pid
 	wait $pid || fail "exit after drop: $?"
 	pid=
+else
+	echo "skipped: privilege drop to nobody (needs root and a user nobody)"
 fi
 
 # A stale socket file (nobody answers; the dropped gid could not remove it
