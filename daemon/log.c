@@ -17,16 +17,6 @@ void log_init(enum config_log_level level)
 	max_level = level;
 }
 
-void log_set_level(enum config_log_level level)
-{
-	max_level = level;
-}
-
-bool log_enabled(enum config_log_level level)
-{
-	return level <= max_level;
-}
-
 static const char *level_word(enum config_log_level level)
 {
 	switch (level) {

@@ -7,8 +7,6 @@
 
 /* Lines above LEVEL are dropped. Reads $JOURNAL_STREAM once. */
 void log_init(enum config_log_level level);
-void log_set_level(enum config_log_level level);
-bool log_enabled(enum config_log_level level);
 
 void log_msg(enum config_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

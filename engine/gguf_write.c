@@ -16,7 +16,7 @@ struct placed {
 };
 
 struct gguf_writer {
-	uint32_t version, alignment;
+	uint32_t alignment;
 	uint64_t n_kv, n_tensors;
 	struct bytes kvs, infos;
 	struct placed *placed; /* tensors added with gguf_writer_add_tensor, in order */
@@ -74,7 +74,6 @@ int gguf_writer_new(struct gguf_writer **ret)
 	struct gguf_writer *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	w->version = 3;
 	w->alignment = 32;
 	*ret = w;
 	return 0;
@@ -88,11 +87,6 @@ void gguf_writer_free(struct gguf_writer *w)
 	free(w->infos.p);
 	free(w->placed);
 	free(w);
-}
-
-void gguf_writer_set_version(struct gguf_writer *w, uint32_t version)
-{
-	w->version = version;
 }
 
 int gguf_writer_set_alignment(struct gguf_writer *w, uint32_t alignment)
@@ -303,7 +297,7 @@ static int build_header(const struct gguf_writer *w, struct bytes *h)
 {
 	uint64_t size = gguf_writer_header_size(w);
 	put(h, "GGUF", 4);
-	put_u32(h, w->version);
+	put_u32(h, 3); /* GGUF version */
 	put_u64(h, w->n_tensors);
 	put_u64(h, w->n_kv);
 	put(h, w->kvs.p, w->kvs.len);

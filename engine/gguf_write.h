@@ -18,11 +18,10 @@ struct gguf_writer;
 int gguf_writer_new(struct gguf_writer **ret);
 void gguf_writer_free(struct gguf_writer *w); /* accepts NULL */
 
-/* Header version (default 3) and data alignment (default 32, must be a power
- * of two; -EINVAL otherwise). The alignment only lays out the file: add a
+/* Data alignment (default 32, must be a power of two; -EINVAL otherwise).
+ * Files are written as GGUF version 3. The alignment only lays out the file: add a
  * general.alignment key yourself when it is not 32. Call before adding
  * tensors. */
-void gguf_writer_set_version(struct gguf_writer *w, uint32_t version);
 int gguf_writer_set_alignment(struct gguf_writer *w, uint32_t alignment);
 
 /* Adds a scalar. VAL points to the value in its C type: uint8_t, int8_t, ...,
