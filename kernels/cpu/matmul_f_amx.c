@@ -34,13 +34,42 @@ static void tile_setup(void)
 	_tile_loadconfig(&cfg);
 }
 
+/* DST row q (64 bytes) = dword q of each of the 16 rows of IN: a 16 x 16
+ * dword transpose in registers (pairs of rows interleaved by dwords, then
+ * by qwords, then 128-bit lanes gathered). */
+static inline __attribute__((always_inline)) void transpose16(const uint32_t (*in)[TILE], uint8_t *dst)
+{
+	__m512i t[TILE], u[TILE];
+
+	for (int i = 0; i < TILE; i += 2) {
+		const __m512i a = _mm512_load_si512(in[i]), b = _mm512_load_si512(in[i + 1]);
+		t[i] = _mm512_unpacklo_epi32(a, b);
+		t[i + 1] = _mm512_unpackhi_epi32(a, b);
+	}
+	/* u[4i + k], 128-bit lane L: rows 4i..4i+3 of dword 4L + k */
+	for (int i = 0; i < TILE; i += 4) {
+		u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+		u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+		u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+		u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+	}
+	for (int k = 0; k < 4; k++) {
+		const __m512i a0 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0x88);
+		const __m512i a1 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0xdd);
+		const __m512i b0 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0x88);
+		const __m512i b1 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0xdd);
+		_mm512_store_si512(dst + 64 * k, _mm512_shuffle_i32x4(a0, b0, 0x88));
+		_mm512_store_si512(dst + 64 * (4 + k), _mm512_shuffle_i32x4(a1, b1, 0x88));
+		_mm512_store_si512(dst + 64 * (8 + k), _mm512_shuffle_i32x4(a0, b0, 0xdd));
+		_mm512_store_si512(dst + 64 * (12 + k), _mm512_shuffle_i32x4(a1, b1, 0xdd));
+	}
+}
+
 /* B tiles of blocks [B0, B1) (32 elements each) of 16 weight rows: per
  * block WH then (F16) WL; row q holds elements 2q, 2q+1 of each weight row. */
 static void pack(int f16, const uint8_t *w, size_t wrow, size_t k, size_t b0, size_t b1, uint8_t *dst)
 {
 	uint32_t hi[TILE][TILE] __attribute__((aligned(64))), lo[TILE][TILE] __attribute__((aligned(64)));
-	const __m512i cols = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-						_mm512_set1_epi32(64));
 
 	for (size_t b = b0; b < b1; b++, dst += 2 * TILE_BYTES) {
 		const size_t off = 32 * b;
@@ -61,12 +90,9 @@ static void pack(int f16, const uint8_t *w, size_t wrow, size_t k, size_t b0, si
 			_mm512_store_si512(hi[n], hv);
 			_mm512_store_si512(lo[n], (__m512i)_mm512_cvtne2ps_pbh(_mm512_sub_ps(c, hc), _mm512_sub_ps(a, ha)));
 		}
-		for (int q = 0; q < TILE; q++) {
-			_mm512_store_si512(dst + 64 * q, _mm512_i32gather_epi32(cols, (const uint8_t *)hi + 4 * q, 1));
-			if (f16)
-				_mm512_store_si512(dst + TILE_BYTES + 64 * q,
-						   _mm512_i32gather_epi32(cols, (const uint8_t *)lo + 4 * q, 1));
-		}
+		transpose16(hi, dst);
+		if (f16)
+			transpose16(lo, dst + TILE_BYTES);
 	}
 }
 
