@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "client/conn.h"
+#include "common/grow.h"
 #include "ipc/doorbell.h"
 
 void gi_logf(gi_log_fn fn, void *user, int level, const char *fmt, ...)
@@ -87,15 +88,11 @@ struct gi_inflight *gi_inflight_find(struct gi_conn *c, uint64_t id)
 
 int gi_inflight_add(struct gi_conn *c, uint64_t id, uint64_t tag)
 {
-	if (c->n_req == c->cap_req) {
-		size_t cap = c->cap_req ? 2 * c->cap_req : 16;
-		struct gi_inflight *n = realloc(c->req, cap * sizeof(*n));
+	struct gi_inflight *n = grow_array(c->req, &c->cap_req, c->n_req + 1, sizeof(*n), 16);
 
-		if (!n)
-			return -ENOMEM;
-		c->req = n;
-		c->cap_req = cap;
-	}
+	if (!n)
+		return -ENOMEM;
+	c->req = n;
 	c->req[c->n_req++] = (struct gi_inflight){ .id = id, .tag = tag };
 	return 0;
 }
@@ -108,22 +105,15 @@ void gi_inflight_remove(struct gi_conn *c, struct gi_inflight *r)
 
 int gi_conn_reap(struct gi_conn *c, size_t max)
 {
+	struct gi_cqe *nb;
 	int n;
 
 	if (c->cq_i == c->cq_n)
 		c->cq_i = c->cq_n = 0;
-	if (c->cq_n + max > c->cq_cap) {
-		size_t cap = c->cq_cap ? c->cq_cap : GI_CQ_BATCH;
-		struct gi_cqe *nb;
-
-		while (cap < c->cq_n + max)
-			cap *= 2;
-		nb = realloc(c->cqbuf, cap * sizeof(*nb));
-		if (!nb)
-			return -ENOMEM;
-		c->cqbuf = nb;
-		c->cq_cap = cap;
-	}
+	nb = grow_array(c->cqbuf, &c->cq_cap, c->cq_n + max, sizeof(*nb), GI_CQ_BATCH);
+	if (!nb)
+		return -ENOMEM;
+	c->cqbuf = nb;
 	n = gi_cli_reap(&c->ring, c->cqbuf + c->cq_n, (uint32_t)max);
 	if (n < 0) {
 		gi_clog(c, GI_LOG_ERROR, "completion ring: daemon index out of range (%s)",

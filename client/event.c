@@ -10,6 +10,7 @@
 
 #include "client/conn.h"
 #include "client/probes.h"
+#include "common/grow.h"
 #include "ipc/atomics.h"
 
 static uint64_t now_ns(void)
@@ -22,18 +23,11 @@ static uint64_t now_ns(void)
 
 static int ensure(char **buf, size_t *cap, size_t need)
 {
-	char *n;
-	size_t cap2 = *cap ? *cap : 64;
+	char *n = grow_array(*buf, cap, need, 1, 64);
 
-	if (need <= *cap)
-		return 0;
-	while (cap2 < need)
-		cap2 *= 2;
-	n = realloc(*buf, cap2);
 	if (!n)
 		return -ENOMEM;
 	*buf = n;
-	*cap = cap2;
 	return 0;
 }
 

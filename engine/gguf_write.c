@@ -1,4 +1,5 @@
 /* GGUF v3 writer (see engine/gguf_write.h and the layout in engine/gguf.c). */
+#include "common/grow.h"
 #include "engine/gguf_write.h"
 
 #include <errno.h>
@@ -32,16 +33,12 @@ static int put(struct bytes *b, const void *p, size_t n)
 {
 	if (b->err)
 		return b->err;
-	if (n > b->cap - b->len) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (n > cap - b->len)
-			cap *= 2;
-		uint8_t *q = realloc(b->p, cap);
-		if (!q)
-			return b->err = -ENOMEM;
-		b->p = q;
-		b->cap = cap;
-	}
+	if (n > SIZE_MAX - b->len)
+		return b->err = -ENOMEM;
+	uint8_t *q = grow_array(b->p, &b->cap, b->len + n, 1, 256);
+	if (!q)
+		return b->err = -ENOMEM;
+	b->p = q;
 	if (n)
 		memcpy(b->p + b->len, p, n);
 	b->len += n;
@@ -264,14 +261,10 @@ int gguf_writer_add_tensor(struct gguf_writer *w, const char *name, enum gi_type
 		return -EINVAL;
 	if (rows && row > UINT64_MAX / 2 / rows)
 		return -EINVAL;
-	if (w->n_placed == w->cap_placed) {
-		size_t cap = w->cap_placed ? 2 * w->cap_placed : 64;
-		struct placed *p = realloc(w->placed, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		w->placed = p;
-		w->cap_placed = cap;
-	}
+	struct placed *p = grow_array(w->placed, &w->cap_placed, w->n_placed + 1, sizeof(*p), 64);
+	if (!p)
+		return -ENOMEM;
+	w->placed = p;
 	uint64_t offset = align_up(w->data_end, w->alignment);
 	int r = gguf_writer_add_tensor_raw(w, name, type, n_dims, ne, offset);
 	if (r < 0)

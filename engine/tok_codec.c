@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/grow.h"
 #include "engine/tok_impl.h"
 
 struct frag {
@@ -23,14 +24,10 @@ static int frags_push(struct frags *f, int32_t tok, size_t off, size_t len)
 {
 	if (tok < 0 && !len)
 		return 0;
-	if (f->n == f->cap) {
-		size_t cap = f->cap ? 2 * f->cap : 16;
-		struct frag *v = realloc(f->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		f->v = v;
-		f->cap = cap;
-	}
+	struct frag *v = grow_array(f->v, &f->cap, f->n + 1, sizeof(*v), 16);
+	if (!v)
+		return -ENOMEM;
+	f->v = v;
 	f->v[f->n++] = (struct frag){ tok, (uint32_t)off, (uint32_t)len };
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/grow.h"
 #include "tools/gi/gi.h"
 
 enum {
@@ -166,15 +167,11 @@ struct series {
 
 static int series_add(struct series *s, uint64_t v)
 {
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 1024;
-		uint64_t *n = realloc(s->v, cap * sizeof(*n));
+	uint64_t *n = grow_array(s->v, &s->cap, s->n + 1, sizeof(*n), 1024);
 
-		if (!n)
-			return -ENOMEM;
-		s->v = n;
-		s->cap = cap;
-	}
+	if (!n)
+		return -ENOMEM;
+	s->v = n;
 	s->v[s->n++] = v;
 	return 0;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/grow.h"
 #include "tools/gi/gi.h"
 
 struct history {
@@ -16,17 +17,12 @@ struct history {
 
 static int history_add(struct history *h, uint32_t role, const char *text)
 {
+	struct gi_chat_msg *m = grow_array(h->msgs, &h->cap, h->n + 1, sizeof(*m), 16);
 	char *copy;
 
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? 2 * h->cap : 16;
-		struct gi_chat_msg *m = realloc(h->msgs, cap * sizeof(*m));
-
-		if (!m)
-			return -ENOMEM;
-		h->msgs = m;
-		h->cap = cap;
-	}
+	if (!m)
+		return -ENOMEM;
+	h->msgs = m;
 	copy = strdup(text);
 	if (!copy)
 		return -ENOMEM;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/grow.h"
 #include "tools/gi/gi.h"
 
 void gen_result_free(struct gen_result *r)
@@ -16,31 +17,20 @@ void gen_result_free(struct gen_result *r)
 
 static int result_add(struct gen_result *r, const struct gi_event *ev)
 {
-	if (r->n_ids == r->cap_ids) {
-		size_t cap = r->cap_ids ? 2 * r->cap_ids : 64;
-		int32_t *n = realloc(r->ids, cap * sizeof(*n));
+	int32_t *n = grow_array(r->ids, &r->cap_ids, r->n_ids + 1, sizeof(*n), 64);
+	char *t;
 
-		if (!n)
-			return -ENOMEM;
-		r->ids = n;
-		r->cap_ids = cap;
-	}
+	if (!n)
+		return -ENOMEM;
+	r->ids = n;
 	/* Text held back until the end (stop-string prefixes, partial UTF-8)
 	 * comes with token -1: it belongs to no token, so only its text counts. */
 	if (ev->token >= 0)
 		r->ids[r->n_ids++] = ev->token;
-	if (r->len + ev->text_len + 1 > r->cap_text) {
-		size_t cap = r->cap_text ? 2 * r->cap_text : 256;
-		char *n;
-
-		while (cap < r->len + ev->text_len + 1)
-			cap *= 2;
-		n = realloc(r->text, cap);
-		if (!n)
-			return -ENOMEM;
-		r->text = n;
-		r->cap_text = cap;
-	}
+	t = grow_array(r->text, &r->cap_text, r->len + ev->text_len + 1, 1, 256);
+	if (!t)
+		return -ENOMEM;
+	r->text = t;
 	memcpy(r->text + r->len, ev->text, ev->text_len);
 	r->len += ev->text_len;
 	r->text[r->len] = 0;
