@@ -65,6 +65,7 @@ START_TEST(null_arguments)
 	ck_assert_int_eq(gi_req_nop(NULL, 0, 0, 0, NULL), -EINVAL);
 	ck_assert_int_eq(gi_req_cancel(NULL, 1), -EINVAL);
 	ck_assert_int_eq(gi_tokenize(NULL, "x", 1, 0, NULL, 0), -EINVAL);
+	ck_assert_int_eq(gi_tokenize_chat(NULL, NULL, 0, 0, NULL, 0), -EINVAL);
 	ck_assert_int_eq(gi_stats(NULL, GI_STATS_JSON, &text, NULL), -EINVAL);
 }
 END_TEST
