@@ -44,10 +44,8 @@ int cpu_amx_enable(void)
  * transposed once per K chunk into dx_buf. */
 #define MBLOCK 128
 
-/* Pairs alternate between two tile sets so that the products of one pair
- * need not wait for the stores of the previous: set s uses A tmm(s), C
- * tmm(4 + 2s) and tmm(5 + 2s); B tiles tmm2, tmm3 are shared. A and C
- * tiles have ROWS (16 or 8) rows. */
+/* tmm0: A (ROWS activation rows, 16 or 8, of one pair); tmm2, tmm3: B of
+ * the pair's two blocks; tmm4, tmm5: C of each block (ROWS rows). */
 static void tile_setup(int rows)
 {
 	struct amx_tilecfg cfg;
