@@ -247,6 +247,42 @@ START_TEST(test_validate_blobs)
 }
 END_TEST
 
+/* Both sides of one session as gid and libgiclient set it up: the
+ * daemon's region and gi_srv, the client's attached copy and gi_cli, the
+ * two doorbells; ring indices start at START (to cross UINT32_MAX). */
+struct sess_pair {
+	int fd, sub, cmp;
+	struct gi_region d, c;
+	struct gi_srv srv;
+	struct gi_cli cli;
+};
+
+static void sess_pair_open(struct sess_pair *sp, uint32_t start)
+{
+	struct gi_region_params p = params;
+
+	p.start_index = start;
+	ck_assert_int_eq(gi_region_create(&p, &sp->fd, &sp->d), 0);
+	ck_assert_int_eq(gi_region_attach(sp->fd, &sp->d.layout, 42, &sp->c), 0);
+	sp->sub = gi_db_create();
+	sp->cmp = gi_db_create();
+	ck_assert_int_ge(sp->sub, 0);
+	ck_assert_int_ge(sp->cmp, 0);
+	ck_assert_int_eq(gi_srv_init(&sp->srv, &sp->d, &limits, start, sp->sub, sp->cmp), 0);
+	ck_assert_int_eq(gi_cli_init(&sp->cli, &sp->c, sp->sub, sp->cmp), 0);
+}
+
+static void sess_pair_close(struct sess_pair *sp)
+{
+	gi_cli_fini(&sp->cli);
+	gi_srv_fini(&sp->srv);
+	gi_region_release(&sp->c);
+	gi_region_release(&sp->d);
+	close(sp->fd);
+	close(sp->sub);
+	close(sp->cmp);
+}
+
 struct seen {
 	int n;
 	struct gi_sqe sqe;
@@ -276,61 +312,53 @@ static int on_req(void *ctx, struct gi_srv *s, const struct gi_srv_req *req)
 
 START_TEST(test_cli_srv_roundtrip)
 {
-	int fd;
-	struct gi_region d, c;
-	struct gi_region_params p = params;
-	p.start_index = UINT32_MAX - 2;
-	ck_assert_int_eq(gi_region_create(&p, &fd, &d), 0);
-	ck_assert_int_eq(gi_region_attach(fd, &d.layout, 42, &c), 0);
-	int sub = gi_db_create(), cmp = gi_db_create();
-	struct gi_srv srv;
-	struct gi_cli cli;
-	ck_assert_int_eq(gi_srv_init(&srv, &d, &limits, p.start_index, sub, cmp), 0);
-	ck_assert_int_eq(gi_cli_init(&cli, &c, sub, cmp), 0);
+	struct sess_pair sp;
+
+	sess_pair_open(&sp, UINT32_MAX - 2);
 
 	/* Engine idles: NEED_WAKEUP set, so the submit rings the doorbell. */
-	ck_assert_int_eq(gi_srv_arm(&srv), 0);
+	ck_assert_int_eq(gi_srv_arm(&sp.srv), 0);
 	uint32_t off;
 	uint8_t *blob;
 	const char text[] = "hello";
 	const uint8_t stops[] = { 2, 0, '\n', '\n' };
-	ck_assert_int_eq(gi_cli_arena_alloc(&cli, 8 + sizeof(stops), &off, &blob), 0);
+	ck_assert_int_eq(gi_cli_arena_alloc(&sp.cli, 8 + sizeof(stops), &off, &blob), 0);
 	memcpy(blob, text, 5);
 	memset(blob + 5, 0, 3);
 	memcpy(blob + 8, stops, sizeof(stops));
-	struct gi_sqe *sqe = gi_cli_sqe(&cli, 0);
+	struct gi_sqe *sqe = gi_cli_sqe(&sp.cli, 0);
 	*sqe = (struct gi_sqe){ .opcode = GI_OP_SUBMIT, .user_data = 11, .max_tokens = 4,
 				.req = { .arena_off = off, .prompt_len = 5 }, .stop_len = sizeof(stops) };
 	struct gi_sqe nop = { .opcode = GI_OP_NOP, .user_data = 12, .nop.echo = 0xabcdef };
 	struct gi_sqe junk = { .opcode = 200, .user_data = 13 };
 	struct gi_sqe cancel = { .opcode = GI_OP_CANCEL, .user_data = 14, .cancel.target = 99 };
-	ck_assert_int_eq(gi_cli_commit(&cli, 1), 0);
-	ck_assert_uint_eq(cli.n_kicks, 1);
-	ck_assert_int_eq(gi_db_drain(sub), 1);
-	gi_srv_disarm(&srv);
-	ck_assert_int_eq(gi_cli_submit(&cli, &nop, 1), 1);
-	ck_assert_int_eq(gi_cli_submit(&cli, &junk, 1), 1);
-	ck_assert_int_eq(gi_cli_submit(&cli, &cancel, 1), 1);
-	ck_assert_uint_eq(cli.n_kicks, 1); /* engine awake: no syscall */
+	ck_assert_int_eq(gi_cli_commit(&sp.cli, 1), 0);
+	ck_assert_uint_eq(sp.cli.n_kicks, 1);
+	ck_assert_int_eq(gi_db_drain(sp.sub), 1);
+	gi_srv_disarm(&sp.srv);
+	ck_assert_int_eq(gi_cli_submit(&sp.cli, &nop, 1), 1);
+	ck_assert_int_eq(gi_cli_submit(&sp.cli, &junk, 1), 1);
+	ck_assert_int_eq(gi_cli_submit(&sp.cli, &cancel, 1), 1);
+	ck_assert_uint_eq(sp.cli.n_kicks, 1); /* engine awake: no syscall */
 
 	/* Client goes to sleep on the CQ. */
-	ck_assert_int_eq(gi_cli_prepare_sleep(&cli), 0);
+	ck_assert_int_eq(gi_cli_prepare_sleep(&sp.cli), 0);
 	struct seen v = { 0 };
-	ck_assert_int_eq(gi_srv_poll(&srv, 16, on_req, &v), 4);
+	ck_assert_int_eq(gi_srv_poll(&sp.srv, 16, on_req, &v), 4);
 	ck_assert_int_eq(v.n, 2);
 	ck_assert_str_eq(v.prompt, "hello");
 	ck_assert_uint_eq(v.stop_len, sizeof(stops));
-	ck_assert_uint_eq(srv.n_bad_sqes, 1);
+	ck_assert_uint_eq(sp.srv.n_bad_sqes, 1);
 	/* The poll answered the NOP and the bad SQE itself, and kicked: the
 	 * sleeping client was rung, once. */
-	ck_assert_int_eq(gi_db_wait(cmp, 0), 1);
-	ck_assert_int_eq(gi_srv_kick(&srv), 0);
+	ck_assert_int_eq(gi_db_wait(sp.cmp, 0), 1);
+	ck_assert_int_eq(gi_srv_kick(&sp.srv), 0);
 	struct gi_cqe more = { .user_data = 99, .kind = GI_CQE_NOP, .flags = GI_CQE_F_LAST };
-	ck_assert_int_eq(gi_srv_post(&srv, &more, 1), 1);
-	ck_assert_int_eq(gi_srv_kick(&srv), 0); /* at most one ring per sleep */
-	ck_assert_int_eq(gi_cli_wait(&cli, 0, 1000), 1);
+	ck_assert_int_eq(gi_srv_post(&sp.srv, &more, 1), 1);
+	ck_assert_int_eq(gi_srv_kick(&sp.srv), 0); /* at most one ring per sleep */
+	ck_assert_int_eq(gi_cli_wait(&sp.cli, 0, 1000), 1);
 	struct gi_cqe ev[8];
-	ck_assert_int_eq(gi_cli_reap(&cli, ev, 8), 6);
+	ck_assert_int_eq(gi_cli_reap(&sp.cli, ev, 8), 6);
 	ck_assert_int_eq(ev[0].kind, GI_CQE_TOKEN);
 	ck_assert_int_eq(ev[1].kind, GI_CQE_DONE);
 	ck_assert_int_eq(ev[2].kind, GI_CQE_NOP);
@@ -340,24 +368,18 @@ START_TEST(test_cli_srv_roundtrip)
 	ck_assert_uint_eq(ev[3].user_data, 13);
 	ck_assert_int_eq(ev[4].kind, GI_CQE_ERROR);
 	ck_assert_int_eq(ev[4].result, -ENOENT);
-	ck_assert_int_eq(gi_cli_after_wake(&cli), 0);
+	ck_assert_int_eq(gi_cli_after_wake(&sp.cli), 0);
 	/* Nothing more: spin 1 ms, sleep 10 ms, time out. */
-	ck_assert_int_eq(gi_cli_wait(&cli, 1000000, 10), 0);
+	ck_assert_int_eq(gi_cli_wait(&sp.cli, 1000000, 10), 0);
 
 	/* The arena bytes of the consumed SQE are free again. */
-	ck_assert_int_eq(gi_cli_arena_alloc(&cli, 8192, &off, &blob), 0);
-	gi_srv_heartbeat(&srv, 1234);
-	ck_assert_uint_eq(gi_cli_heartbeat(&cli), 1234);
-	gi_srv_set_shutdown(&srv);
-	ck_assert_uint_eq(gi_cli_daemon_flags(&cli) & GI_DFLAG_SHUTDOWN, GI_DFLAG_SHUTDOWN);
+	ck_assert_int_eq(gi_cli_arena_alloc(&sp.cli, 8192, &off, &blob), 0);
+	gi_srv_heartbeat(&sp.srv, 1234);
+	ck_assert_uint_eq(gi_cli_heartbeat(&sp.cli), 1234);
+	gi_srv_set_shutdown(&sp.srv);
+	ck_assert_uint_eq(gi_cli_daemon_flags(&sp.cli) & GI_DFLAG_SHUTDOWN, GI_DFLAG_SHUTDOWN);
 
-	gi_cli_fini(&cli);
-	gi_srv_fini(&srv);
-	gi_region_release(&c);
-	gi_region_release(&d);
-	close(fd);
-	close(sub);
-	close(cmp);
+	sess_pair_close(&sp);
 }
 END_TEST
 
@@ -365,23 +387,17 @@ END_TEST
  * one CQ slot left, its head arrives alone, flagged LAST. */
 START_TEST(test_long_error_reason)
 {
-	int fd;
-	struct gi_region d, c;
-	ck_assert_int_eq(gi_region_create(&params, &fd, &d), 0);
-	ck_assert_int_eq(gi_region_attach(fd, &d.layout, 42, &c), 0);
-	int sub = gi_db_create(), cmp = gi_db_create();
-	struct gi_srv srv;
-	struct gi_cli cli;
-	ck_assert_int_eq(gi_srv_init(&srv, &d, &limits, 0, sub, cmp), 0);
-	ck_assert_int_eq(gi_cli_init(&cli, &c, sub, cmp), 0);
+	struct sess_pair sp;
+
+	sess_pair_open(&sp, 0);
 
 	struct gi_sqe big = good_submit();
 	big.user_data = 7;
 	big.max_tokens = 999999;
-	ck_assert_int_eq(gi_cli_submit(&cli, &big, 1), 1);
-	ck_assert_int_eq(gi_srv_poll(&srv, 16, NULL, NULL), 1);
+	ck_assert_int_eq(gi_cli_submit(&sp.cli, &big, 1), 1);
+	ck_assert_int_eq(gi_srv_poll(&sp.srv, 16, NULL, NULL), 1);
 	struct gi_cqe ev[GI_SRV_REASON_EVENTS + 1];
-	int n = gi_cli_reap(&cli, ev, GI_SRV_REASON_EVENTS + 1);
+	int n = gi_cli_reap(&sp.cli, ev, GI_SRV_REASON_EVENTS + 1);
 	ck_assert_int_ge(n, 2);
 	char reason[GI_SRV_REASON_MAX + 1];
 	size_t len = 0;
@@ -399,22 +415,16 @@ START_TEST(test_long_error_reason)
 	/* Fill the CQ to one free slot, then the same bad SQE. */
 	struct gi_cqe nop = { .kind = GI_CQE_NOP, .flags = GI_CQE_F_LAST };
 	for (uint32_t i = 0; i + 1 < params.cq_entries; i++)
-		ck_assert_int_eq(gi_srv_post(&srv, &nop, 1), 1);
-	ck_assert_int_eq(gi_cli_submit(&cli, &big, 1), 1);
-	ck_assert_int_eq(gi_srv_poll(&srv, 16, NULL, NULL), 1);
+		ck_assert_int_eq(gi_srv_post(&sp.srv, &nop, 1), 1);
+	ck_assert_int_eq(gi_cli_submit(&sp.cli, &big, 1), 1);
+	ck_assert_int_eq(gi_srv_poll(&sp.srv, 16, NULL, NULL), 1);
 	struct gi_cqe all[64];
-	ck_assert_int_eq(gi_cli_reap(&cli, all, 64), 64);
+	ck_assert_int_eq(gi_cli_reap(&sp.cli, all, 64), 64);
 	ck_assert_int_eq(all[63].kind, GI_CQE_ERROR);
 	ck_assert_uint_eq(all[63].flags, GI_CQE_F_LAST);
 	ck_assert_uint_eq(all[63].text_len, GI_CQE_TEXT_MAX);
 
-	gi_cli_fini(&cli);
-	gi_srv_fini(&srv);
-	gi_region_release(&c);
-	gi_region_release(&d);
-	close(fd);
-	close(sub);
-	close(cmp);
+	sess_pair_close(&sp);
 }
 END_TEST
 
@@ -422,44 +432,32 @@ END_TEST
  * cannot take), and the client's reap from the full CQ rings it. */
 START_TEST(test_cq_full_sleep)
 {
-	int fd;
-	struct gi_region d, c;
-	ck_assert_int_eq(gi_region_create(&params, &fd, &d), 0);
-	ck_assert_int_eq(gi_region_attach(fd, &d.layout, 42, &c), 0);
-	int sub = gi_db_create(), cmp = gi_db_create();
-	struct gi_srv srv;
-	struct gi_cli cli;
-	ck_assert_int_eq(gi_srv_init(&srv, &d, &limits, 0, sub, cmp), 0);
-	ck_assert_int_eq(gi_cli_init(&cli, &c, sub, cmp), 0);
+	struct sess_pair sp;
+
+	sess_pair_open(&sp, 0);
 	struct gi_sqe nop[16];
 	for (int i = 0; i < 16; i++)
 		nop[i] = (struct gi_sqe){ .opcode = GI_OP_NOP, .user_data = (uint64_t)i };
 	for (int k = 0; k < 4; k++) { /* 64 answers fill the 64-entry CQ */
-		ck_assert_int_eq(gi_cli_submit(&cli, nop, 16), 16);
-		ck_assert_int_eq(gi_srv_poll(&srv, 16, NULL, NULL), 16);
+		ck_assert_int_eq(gi_cli_submit(&sp.cli, nop, 16), 16);
+		ck_assert_int_eq(gi_srv_poll(&sp.srv, 16, NULL, NULL), 16);
 	}
-	ck_assert_int_eq(gi_cli_submit(&cli, nop, 3), 3);
-	ck_assert_int_eq(gi_srv_poll(&srv, 16, NULL, NULL), 0);
-	ck_assert_int_eq(gi_srv_arm(&srv), 0); /* nothing it can take: sleep */
-	uint64_t kicks = cli.n_kicks;
+	ck_assert_int_eq(gi_cli_submit(&sp.cli, nop, 3), 3);
+	ck_assert_int_eq(gi_srv_poll(&sp.srv, 16, NULL, NULL), 0);
+	ck_assert_int_eq(gi_srv_arm(&sp.srv), 0); /* nothing it can take: sleep */
+	uint64_t kicks = sp.cli.n_kicks;
 	struct gi_cqe e[8];
-	ck_assert_int_eq(gi_cli_reap(&cli, e, 8), 8);
-	ck_assert_uint_eq(cli.n_kicks, kicks + 1);
-	ck_assert_int_eq(gi_db_drain(sub), 1);
-	ck_assert_int_eq(gi_srv_arm(&srv), 1); /* room again: work */
-	gi_srv_disarm(&srv);
-	ck_assert_int_eq(gi_srv_poll(&srv, 16, NULL, NULL), 3);
+	ck_assert_int_eq(gi_cli_reap(&sp.cli, e, 8), 8);
+	ck_assert_uint_eq(sp.cli.n_kicks, kicks + 1);
+	ck_assert_int_eq(gi_db_drain(sp.sub), 1);
+	ck_assert_int_eq(gi_srv_arm(&sp.srv), 1); /* room again: work */
+	gi_srv_disarm(&sp.srv);
+	ck_assert_int_eq(gi_srv_poll(&sp.srv, 16, NULL, NULL), 3);
 	/* Reaping from a CQ that was not full does not ring. */
-	ck_assert_int_eq(gi_cli_reap(&cli, e, 8), 8);
-	ck_assert_uint_eq(cli.n_kicks, kicks + 1);
-	ck_assert_int_eq(srv.error, 0);
-	gi_cli_fini(&cli);
-	gi_srv_fini(&srv);
-	gi_region_release(&c);
-	gi_region_release(&d);
-	close(fd);
-	close(sub);
-	close(cmp);
+	ck_assert_int_eq(gi_cli_reap(&sp.cli, e, 8), 8);
+	ck_assert_uint_eq(sp.cli.n_kicks, kicks + 1);
+	ck_assert_int_eq(sp.srv.error, 0);
+	sess_pair_close(&sp);
 }
 END_TEST
 
