@@ -2,6 +2,7 @@
 #include "tests/t_util.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,4 +79,22 @@ char *t_tmpdir(void)
 	char tmpl[] = "/tmp/gi-test-XXXXXX";
 	char *d = mkdtemp(tmpl);
 	return d ? strdup(d) : NULL;
+}
+
+void t_pin_nth_cpu(int n)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return;
+	for (int i = 0; i < CPU_SETSIZE; i++) {
+		cpu_set_t one;
+
+		if (!CPU_ISSET(i, &set) || n-- > 0)
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(i, &one);
+		sched_setaffinity(0, sizeof(one), &one); /* 0: the calling thread */
+		return;
+	}
 }

@@ -19,5 +19,11 @@ int t_count_fds(void);
 /* Reads a whole file into a malloc'd buffer; returns NULL on error. */
 void *t_read_file(const char *path, size_t *ret_len);
 
+/* Pins the calling thread to the N-th CPU it may run on, if there is one,
+ * so two busy peers (producer and consumer, engine and client) run side by
+ * side: the scheduler's wake-affine placement otherwise often puts both on
+ * one CPU, where they take turns and cannot race at all. */
+void t_pin_nth_cpu(int n);
+
 /* Creates a fresh temporary directory and returns its path (static buffer per call site copy it). */
 char *t_tmpdir(void);

@@ -240,23 +240,6 @@ static void backoff(unsigned *idle)
 		gi_cpu_relax();
 }
 
-/* Pins the calling process to the N-th CPU it may use, if there is one, so
- * producer and consumer run side by side instead of taking turns on one. */
-static void pin_nth_cpu(int n)
-{
-	cpu_set_t set;
-	if (sched_getaffinity(0, sizeof(set), &set))
-		return;
-	for (int i = 0; i < CPU_SETSIZE; i++) {
-		if (!CPU_ISSET(i, &set) || n-- > 0)
-			continue;
-		cpu_set_t one;
-		CPU_ZERO(&one);
-		CPU_SET(i, &one);
-		sched_setaffinity(0, sizeof(one), &one);
-		return;
-	}
-}
 
 /* Two processes, 10 million records, checksummed, through a 256-entry ring in
  * a shared mapping, in batches. ASan makes every record check several times
@@ -279,7 +262,7 @@ START_TEST(test_two_processes)
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		pin_nth_cpu(1);
+		t_pin_nth_cpu(1);
 		struct gi_ring_prod p;
 		if (gi_ring_prod_init(&p, tail, head, slots, entries, sizeof(struct rec), start))
 			_exit(2);
@@ -307,7 +290,7 @@ START_TEST(test_two_processes)
 		}
 		_exit(0);
 	}
-	pin_nth_cpu(0);
+	t_pin_nth_cpu(0);
 	struct gi_ring_cons c;
 	ck_assert_int_eq(gi_ring_cons_init(&c, head, tail, slots, entries, sizeof(struct rec), start), 0);
 	struct rec buf[64];

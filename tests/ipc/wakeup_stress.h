@@ -25,6 +25,7 @@
 #include "ipc/doorbell.h"
 #include "ipc/session.h"
 #include "ipc/srv.h"
+#include "tests/t_util.h"
 
 struct ws_ctx {
 	struct gi_region dregion, cregion;
@@ -71,24 +72,6 @@ static void ws_pause(uint64_t *rng)
 		gi_cpu_relax();
 }
 
-/* Pins the calling thread to the N-th CPU it may run on, if there is one:
- * the engine and the client on different CPUs, or the scheduler's wake-affine
- * placement often puts them on one CPU, where they cannot race at all. */
-static void ws_pin(int n)
-{
-	cpu_set_t set;
-	if (sched_getaffinity(0, sizeof(set), &set))
-		return;
-	for (int i = 0; i < CPU_SETSIZE; i++) {
-		if (!CPU_ISSET(i, &set) || n-- > 0)
-			continue;
-		cpu_set_t one;
-		CPU_ZERO(&one);
-		CPU_SET(i, &one);
-		pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
-		return;
-	}
-}
 
 static double ws_now(void)
 {
@@ -102,7 +85,7 @@ static void *ws_engine(void *arg)
 	struct ws_ctx *x = arg;
 	struct gi_srv *s = &x->srv;
 	uint64_t rng = 0x9e3779b97f4a7c15ull;
-	ws_pin(0);
+	t_pin_nth_cpu(0);
 	while (!gi_load_acquire(&x->stop)) {
 		int r = gi_srv_poll(s, 64, NULL, NULL);
 		if (r < 0) {
@@ -147,7 +130,7 @@ static void *ws_client(void *arg)
 	struct ws_ctx *x = arg;
 	struct gi_cli *c = &x->cli;
 	uint64_t rng = 0x2545f4914f6cdd1dull;
-	ws_pin(1);
+	t_pin_nth_cpu(1);
 	uint64_t echo = 0, expect = 0;
 	double end = ws_now() + x->seconds;
 	while (ws_now() < end) {
