@@ -22,8 +22,10 @@ run_one() { # name, command...
 	printf '%-4s %-32s %4ss  %s\n' "$status" "$name" "$secs" "$summary"
 	if [ "$status" = FAIL ]; then
 		sed 's/^/    | /' "$log/$name.out" | tail -40
-	elif [ "$status" = SKIP ]; then
-		grep -i skip "$log/$name.out" | head -3 | sed 's/^/    | /'
+	else
+		# a whole program skipped (77), or a passing one that skipped a
+		# part it could not run here: show the reason either way
+		grep -iw -e skip -e skipped "$log/$name.out" | head -3 | sed 's/^/    | /'
 	fi
 }
 
