@@ -1,5 +1,6 @@
 /* Synchronous control-socket queries (tokenize, stats) and error names. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +218,8 @@ const char *gi_strerror(int code)
 		[GI_ERR_SHUTDOWN - GI_ERR_BASE] = "gid is shutting down",
 	};
 
+	if (code == INT_MIN)
+		return "unknown error"; /* -INT_MIN does not exist */
 	if (code < 0)
 		code = -code;
 	if (code == 0)

@@ -1,6 +1,7 @@
 /* libgiclient without a daemon: argument validation, size-prefixed options,
  * error names, connect failures that leak nothing and say why. */
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ START_TEST(strerror_names_every_code)
 	ck_assert_str_eq(gi_strerror(-ENOENT), "No such file or directory");
 	ck_assert_str_eq(gi_strerror(-GI_ERR_MAX_), "unknown error");
 	ck_assert_str_eq(gi_strerror(-100000), "unknown error");
+	ck_assert_str_eq(gi_strerror(INT_MIN), "unknown error");
+	ck_assert_str_eq(gi_strerror(INT_MAX), "unknown error");
 	ck_assert_str_eq(gi_finish_name(GI_FINISH_REASON_LENGTH), "length");
 	ck_assert_str_eq(gi_finish_name(GI_FINISH_REASON_STOP), "stop");
 	ck_assert_str_eq(gi_finish_name(0), "unknown");
