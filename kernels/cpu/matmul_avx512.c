@@ -4,8 +4,9 @@
  * Every kernel computes tiles of NR weight rows x MR activation rows with
  * MR * NR accumulators in registers, so each weight vector unpacked from
  * memory is used MR times (batched decode, prefill) and each activation
- * vector NR times. M = 1 is the same code with MR = 1: four weight rows
- * stream side by side. Integer products use vpdpbusd (u8 x s8 -> s32). */
+ * vector NR times; four weight rows stream side by side. Q4_0 takes its
+ * blocks four at a time (q4_0_tile), Q8_0 two at a time (pair_tile; its
+ * own loop at M = 1). Integer products use vpdpbusd (u8 x s8 -> s32). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -26,10 +27,7 @@
  * group each 32-bit lane of pair p's products belongs to. Constant data,
  * not computed at start-up: this file's code runs only on AVX-512 CPUs. */
 #define B4(v) v, v, v, v
-#define PAT_Q4(p) { B4(2 * (p)), B4(2 * (p) + 1), B4(2 * (p)), B4(2 * (p) + 1) }
 #define PAT_Q8(p) { B4(2 * (p)), B4(2 * (p)), B4(2 * (p) + 1), B4(2 * (p) + 1) }
-static const int32_t pat_q4[8][16] = { PAT_Q4(0), PAT_Q4(1), PAT_Q4(2), PAT_Q4(3),
-				       PAT_Q4(4), PAT_Q4(5), PAT_Q4(6), PAT_Q4(7) };
 static const int32_t pat_q8[8][16] = { PAT_Q8(0), PAT_Q8(1), PAT_Q8(2), PAT_Q8(3),
 				       PAT_Q8(4), PAT_Q8(5), PAT_Q8(6), PAT_Q8(7) };
 
@@ -64,17 +62,6 @@ INLINE __m512 group_scales(const uint8_t *b0, size_t bsz, size_t nblk)
 	return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
 }
 
-/* 64 unsigned quants of the pair of weight blocks at B0, in activation
- * order; the second block only if TWO (masked loads never fault). */
-INLINE __m512i q4_0_unpack(const uint8_t *b0, __mmask16 two)
-{
-	const __m128i lo = _mm_loadu_si128((const __m128i *)(b0 + 2));
-	const __m128i hi = _mm_maskz_loadu_epi8(two, b0 + 2 + sizeof(struct block_q4_0));
-	const __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-	const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
-	return _mm512_and_si512(v, _mm512_set1_epi8(0x0f));
-}
-
 /* Int8 quants of the pair biased by +128 (unsigned operand of vpdpbusd). */
 INLINE __m512i q8_0_unpack(const uint8_t *b0, __mmask32 two)
 {
@@ -84,13 +71,13 @@ INLINE __m512i q8_0_unpack(const uint8_t *b0, __mmask32 two)
 	return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
 }
 
-/* An MR x NR tile of a pair-format type, 16 blocks (8 pairs) per group:
+/* An MR x NR tile of Q8_0, 16 blocks (8 pairs) per group:
  * one gather brings a group's weight scales, then per pair each weight
  * row is unpacked once and each activation row loaded once. */
 INLINE void pair_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, size_t xs,
-		      int q4, int mr, int nr, float *y, size_t ldy)
+		      int mr, int nr, float *y, size_t ldy)
 {
-	const size_t nb = k / 32, bsz = q4 ? sizeof(struct block_q4_0) : sizeof(struct block_q8_0);
+	const size_t nb = k / 32, bsz = sizeof(struct block_q8_0);
 	const float *dx[MR_MAX];
 	const int32_t *c8[MR_MAX];
 	__m512 acc[MR_MAX][NR_MAX];
@@ -112,14 +99,14 @@ INLINE void pair_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x,
 		for (size_t pp = 0; 2 * pp < nblk; pp++) {
 			const size_t b = g + 2 * pp;
 			const int two = 2 * pp + 1 < nblk;
-			const __m512i pat = _mm512_loadu_si512(q4 ? pat_q4[pp] : pat_q8[pp]);
+			const __m512i pat = _mm512_loadu_si512(pat_q8[pp]);
 			__m512i wq[NR_MAX];
 			__m512 wd[NR_MAX];
 #pragma GCC unroll 8
 			for (int r = 0; r < nr; r++) {
 				const uint8_t *b0 = w + (size_t)r * wrow + b * bsz;
 				_mm_prefetch((const char *)b0 + PREFETCH, _MM_HINT_T0);
-				wq[r] = q4 ? q4_0_unpack(b0, two ? 0xffff : 0) : q8_0_unpack(b0, two ? 0xffffffffu : 0);
+				wq[r] = q8_0_unpack(b0, two ? 0xffffffffu : 0);
 				wd[r] = _mm512_permutexvar_ps(pat, _mm512_loadu_ps(wds[r]));
 			}
 #pragma GCC unroll 8
@@ -166,11 +153,16 @@ INLINE __mmask64 quad_mask(size_t left)
 	return left >= 4 ? ~(__mmask64)0 : ((__mmask64)1 << (18 * left)) - 1;
 }
 
-/* One quad of NR rows at block B: LM selects the bytes of the 64-byte load
- * (all but at a row's end), FULL says all four blocks exist (the last 8
- * bytes then load too). */
+/* Activation rows a Q4_0 quad tile takes (M = 2..7 runs tiles of 2 over
+ * the same weight rows, which the second pass finds in L1). */
+#define QMR_MAX 2
+
+/* One quad of NR weight rows x MR activation rows at block B: LM selects
+ * the bytes of the 64-byte load (all but at a row's end), FULL says all
+ * four blocks exist (the last 8 bytes then load too). */
 INLINE void q4_0_quad(const uint8_t *w, size_t wrow, size_t b, __mmask64 lm, int full, __m512i perm,
-		      __m512i xl, __m512i xh, __m512i pat, const __m512 *sc, __m512 *acc, int nr)
+		      const __m512i *xl, const __m512i *xh, __m512i pat, __m512 sc[QMR_MAX][NR_MAX],
+		      __m512 acc[QMR_MAX][NR_MAX], int mr, int nr)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f);
 
@@ -184,32 +176,36 @@ INLINE void q4_0_quad(const uint8_t *w, size_t wrow, size_t b, __mmask64 lm, int
 		const __m512i v = _mm512_permutex2var_epi16(va, perm, vb);
 		const __m512i lo = _mm512_and_si512(v, m4);
 		const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-		const __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
-		acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pat, sc[r]), acc[r]);
+#pragma GCC unroll 8
+		for (int i = 0; i < mr; i++) {
+			const __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl[i]),
+								hi, xh[i]);
+			acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pat, sc[i][r]),
+						    acc[i][r]);
+		}
 	}
 }
 
-INLINE void q4_0_gemv(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, int nr, float *y)
+/* NR weight rows x MR (at most QMR_MAX) activation rows XS bytes apart. */
+INLINE void q4_0_tile(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x, size_t xs, int mr, int nr,
+		      float *y, size_t ldy)
 {
 	const size_t nb = k / 32, bsz = sizeof(struct block_q4_0);
-	const float *dx = act_d_of(x, k);
-	const int32_t *c8 = act_c8_of(x, k);
 	const __m512i perm = _mm512_loadu_si512(quad_perm), didx = _mm512_loadu_si512(quad_didx);
 	/* activation halves: low halves of both pairs, then high halves */
 	const __m512i lo_idx = _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11);
 	const __m512i hi_idx = _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15);
-	__m512 acc[NR_MAX];
+	__m512 acc[QMR_MAX][NR_MAX];
 
 #pragma GCC unroll 8
-	for (int r = 0; r < nr; r++)
-		acc[r] = _mm512_setzero_ps();
+	for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+		for (int r = 0; r < nr; r++)
+			acc[i][r] = _mm512_setzero_ps();
 	for (size_t g = 0; g < nb; g += 16) {
 		const size_t nblk = nb - g < 16 ? nb - g : 16;
-		/* the lane terms of a block sum to 8 * c8 */
-		const __m512 c = _mm512_cvtepi32_ps(_mm512_slli_epi32(_mm512_loadu_si512(c8 + g), 3));
-		const __m512 xd = _mm512_loadu_ps(dx + g);
 		__m512i dh[NR_MAX];
-		__m512 sc[NR_MAX];
+		__m512 sc[QMR_MAX][NR_MAX];
 		/* the group's weight scales, picked from the quads' first loads
 		 * (the loop below loads them again, from L1) */
 #pragma GCC unroll 8
@@ -223,25 +219,39 @@ INLINE void q4_0_gemv(const uint8_t *w, size_t wrow, size_t k, const uint8_t *x,
 									w + (size_t)r * wrow + (g + 4 * q) * bsz));
 		}
 #pragma GCC unroll 8
-		for (int r = 0; r < nr; r++) {
-			sc[r] = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(dh[r])), xd);
-			acc[r] = _mm512_fmadd_ps(c, sc[r], acc[r]);
+		for (int i = 0; i < mr; i++) {
+			const uint8_t *xi = x + (size_t)i * xs;
+			/* the lane terms of a block sum to 8 * c8 */
+			const __m512 c = _mm512_cvtepi32_ps(_mm512_slli_epi32(_mm512_loadu_si512(act_c8_of(xi, k) + g), 3));
+			const __m512 xd = _mm512_loadu_ps(act_d_of(xi, k) + g);
+#pragma GCC unroll 8
+			for (int r = 0; r < nr; r++) {
+				sc[i][r] = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(dh[r])), xd);
+				acc[i][r] = _mm512_fmadd_ps(c, sc[i][r], acc[i][r]);
+			}
 		}
 		/* past the row's last block the weights load as zeros, so what
 		 * the activation holds there does not matter */
 		for (size_t q = 0; 4 * q < nblk; q++) {
 			const size_t b = g + 4 * q;
 			const __m512i pat = _mm512_loadu_si512(pat_quad[q]);
-			const __m512i xa = _mm512_loadu_si512(x + 32 * b), xb = _mm512_loadu_si512(x + 32 * b + 64);
-			const __m512i xl = _mm512_permutex2var_epi64(xa, lo_idx, xb);
-			const __m512i xh = _mm512_permutex2var_epi64(xa, hi_idx, xb);
+			__m512i xl[QMR_MAX], xh[QMR_MAX];
+#pragma GCC unroll 8
+			for (int i = 0; i < mr; i++) {
+				const uint8_t *xb = x + (size_t)i * xs + 32 * b;
+				const __m512i x0 = _mm512_loadu_si512(xb), x1 = _mm512_loadu_si512(xb + 64);
+				xl[i] = _mm512_permutex2var_epi64(x0, lo_idx, x1);
+				xh[i] = _mm512_permutex2var_epi64(x0, hi_idx, x1);
+			}
 			if (4 * q + 4 <= nblk)
-				q4_0_quad(w, wrow, b, ~(__mmask64)0, 1, perm, xl, xh, pat, sc, acc, nr);
+				q4_0_quad(w, wrow, b, ~(__mmask64)0, 1, perm, xl, xh, pat, sc, acc, mr, nr);
 			else
-				q4_0_quad(w, wrow, b, quad_mask(nblk - 4 * q), 0, perm, xl, xh, pat, sc, acc, nr);
+				q4_0_quad(w, wrow, b, quad_mask(nblk - 4 * q), 0, perm, xl, xh, pat, sc, acc, mr, nr);
 		}
 	}
-	store_sums(acc, nr, y);
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++)
+		store_sums(acc[i], nr, y + (size_t)i * ldy);
 }
 
 /* Q8_0 at M = 1: NR weight rows against one activation row; per 16-block
@@ -346,14 +356,13 @@ INLINE void float_tile(enum gi_type t, const uint8_t *w, size_t wrow, size_t k, 
 
 /* ---- tile drivers ------------------------------------------------------------- */
 
-#define CALL_Q4(MR, NR) \
-	((MR) == 1 ? q4_0_gemv(wj, wrow, k, xi, NR, yi) : pair_tile(wj, wrow, k, xi, xs, 1, MR, NR, yi, ldy))
+#define CALL_Q4(MR, NR) q4_0_tile(wj, wrow, k, xi, xs, MR, NR, yi, ldy)
 #define CALL_Q8(MR, NR) \
-	((MR) == 1 ? q8_0_gemv(wj, wrow, k, xi, NR, yi) : pair_tile(wj, wrow, k, xi, xs, 0, MR, NR, yi, ldy))
+	((MR) == 1 ? q8_0_gemv(wj, wrow, k, xi, NR, yi) : pair_tile(wj, wrow, k, xi, xs, MR, NR, yi, ldy))
 #define CALL_F32(MR, NR) float_tile(GI_TYPE_F32, wj, wrow, k, xi, xs, MR, NR, yi, ldy)
 #define CALL_F16(MR, NR) float_tile(GI_TYPE_F16, wj, wrow, k, xi, xs, MR, NR, yi, ldy)
 #define CALL_BF16(MR, NR) float_tile(GI_TYPE_BF16, wj, wrow, k, xi, xs, MR, NR, yi, ldy)
-MM_TILE_DRIVER(mm_q4_0, GI_TYPE_Q4_0, NR_MAX, MR_MAX, CALL_Q4)
+MM_TILE_DRIVER(mm_q4_0, GI_TYPE_Q4_0, NR_MAX, QMR_MAX, CALL_Q4)
 MM_TILE_DRIVER(mm_q8_0, GI_TYPE_Q8_0, NR_MAX, MR_MAX, CALL_Q8)
 MM_TILE_DRIVER(mm_f32, GI_TYPE_F32, NR_MAX, FMR_MAX, CALL_F32)
 MM_TILE_DRIVER(mm_f16, GI_TYPE_F16, NR_MAX, FMR_MAX, CALL_F16)
