@@ -20,16 +20,6 @@ uint64_t sched_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-const char *sched_finish_name(enum sched_finish f)
-{
-	static const char *const names[] = {
-		[SCHED_FINISH_EOS] = "eos", [SCHED_FINISH_LENGTH] = "length",
-		[SCHED_FINISH_STOP] = "stop", [SCHED_FINISH_CANCEL] = "cancel",
-		[SCHED_FINISH_DEADLINE] = "deadline", [SCHED_FINISH_SHUTDOWN] = "shutdown",
-	};
-	return (unsigned)f < sizeof(names) / sizeof(names[0]) ? names[f] : "?";
-}
-
 /* ---- lists ---------------------------------------------------------------- */
 
 static void list_push(struct sched *s, uint32_t *head, uint32_t *tail, struct sreq *r, bool front)

@@ -55,7 +55,6 @@ enum sched_finish {
 	SCHED_FINISH_DEADLINE,   /* deadline passed */
 	SCHED_FINISH_SHUTDOWN,   /* shutdown grace ran out */
 };
-const char *sched_finish_name(enum sched_finish f); /* "eos", "length", ... */
 
 enum sched_prio {
 	SCHED_PRIO_TENANT = 0,   /* the tenant's class */

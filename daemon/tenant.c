@@ -81,8 +81,3 @@ int tenant_prio_parse(const char *s, enum tenant_prio *ret)
 		return -EINVAL;
 	return 0;
 }
-
-const char *tenant_prio_name(enum tenant_prio p)
-{
-	return p == TENANT_PRIO_BATCH ? "batch" : "interactive";
-}

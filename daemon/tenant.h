@@ -60,4 +60,3 @@ int tenant_table_find(const struct tenant_table *tt, const char *name);
 
 /* Parses "interactive" / "batch". -EINVAL otherwise. */
 int tenant_prio_parse(const char *s, enum tenant_prio *ret);
-const char *tenant_prio_name(enum tenant_prio p);

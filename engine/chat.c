@@ -45,13 +45,6 @@ static int from_name(const char *name, size_t len, enum chat_tmpl *ret)
 	return -EINVAL;
 }
 
-int chat_tmpl_from_name(const char *name, enum chat_tmpl *ret)
-{
-	if (!name || !ret)
-		return -EINVAL;
-	return from_name(name, strlen(name), ret);
-}
-
 struct src {
 	const char *p;
 	size_t n;

@@ -30,10 +30,6 @@ struct chat_msg {
  * *RET_KNOWN to false when it fell back to chatml. */
 enum chat_tmpl chat_detect(const char *src, size_t len, bool *ret_known);
 const char *chat_tmpl_name(enum chat_tmpl t);
-/* Parses the names chat_tmpl_name gives ("chatml", "llama2", ...) and
- * llama.cpp's names for the same formats ("llama2-sys", ...); -EINVAL if
- * unknown. */
-int chat_tmpl_from_name(const char *name, enum chat_tmpl *ret);
 
 /* Formats N messages as the model expects; ADD_ASSISTANT appends the opening
  * of the assistant's turn. BOS/EOS are the model's token texts (used by

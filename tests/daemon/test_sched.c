@@ -166,8 +166,6 @@ START_TEST(cancel_frees)
 	ck_assert(!e->rec[1].done);
 	ck_assert_int_eq(e->rec[0].d.reason, SCHED_FINISH_CANCEL);
 	ck_assert_int_eq(e->rec[3].d.reason, SCHED_FINISH_CANCEL);
-	ck_assert_str_eq(sched_finish_name(SCHED_FINISH_CANCEL), "cancel");
-	ck_assert_str_eq(sched_finish_name(SCHED_FINISH_DEADLINE), "deadline");
 	ck_assert_int_eq(sched_cancel(e->s, id[0]), -ENOENT);
 	ck_assert_uint_eq(sched_cancel_session(e->s, 7), 1);
 	ck_assert(!sched_idle(e->s));
