@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,19 +59,25 @@ static int golden_pass(void)
 }
 
 /* Forks a client that starts a long stream, tells the parent (one byte on
- * the pipe) once tokens flow, then stops draining its CQ and waits. */
-static pid_t stalled_client(int *ret_fd)
+ * the pipe) once tokens flow, then stops draining its CQ and waits. With
+ * FORK_HOLDER it first forks a child of its own that inherits the control
+ * socket and outlives it by 10 s. Returns the client's pid once tokens flow. */
+static pid_t stalled_client(bool fork_holder)
 {
 	int p[2];
+	char x;
 	ck_assert_int_eq(pipe(p), 0);
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		close(p[0]);
 		struct gidt_conn c;
-		static struct gidt_result res;
 		if (gidt_connect(&c, dmn.sock) < 0)
 			_exit(2);
+		if (fork_holder && fork() == 0) {
+			sleep(10);
+			_exit(0);
+		}
 		struct gidt_params q = { .prompt = golden[3].prompt, .max_tokens = 1500 };
 		if (gidt_submit(&c, 0, &q) < 0)
 			_exit(3);
@@ -79,12 +86,12 @@ static pid_t stalled_client(int *ret_fd)
 			usleep(100);
 		if (write(p[1], "x", 1) != 1)
 			_exit(4);
-		(void)res;
 		pause();
 		_exit(0);
 	}
 	close(p[1]);
-	*ret_fd = p[0];
+	ck_assert_int_eq(read(p[0], &x, 1), 1);
+	close(p[0]);
 	return pid;
 }
 
@@ -92,11 +99,7 @@ START_TEST(client_killed_mid_stream)
 {
 	start(NULL);
 	static char js[65536];
-	int fd;
-	pid_t pid = stalled_client(&fd);
-	char x;
-	ck_assert_int_eq(read(fd, &x, 1), 1);
-	close(fd);
+	pid_t pid = stalled_client(false);
 	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "requests_running", 1, 5000), 1);
 	ck_assert_int_gt(gidt_stats(dmn.sock, js, sizeof(js)), 0);
 	ck_assert_int_gt(gidt_json_num(js, "kv_blocks_used"), 0);
@@ -134,34 +137,7 @@ END_TEST
 START_TEST(client_killed_fork_holds_socket)
 {
 	start(NULL);
-	int p[2];
-	ck_assert_int_eq(pipe(p), 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(p[0]);
-		struct gidt_conn c;
-		if (gidt_connect(&c, dmn.sock) < 0)
-			_exit(2);
-		if (fork() == 0) {
-			/* inherits the socket; outlives its parent */
-			sleep(10);
-			_exit(0);
-		}
-		struct gidt_params q = { .prompt = golden[3].prompt, .max_tokens = 1500 };
-		if (gidt_submit(&c, 0, &q) < 0)
-			_exit(3);
-		struct gi_cqe ev;
-		while (gi_cli_reap(&c.cli, &ev, 1) == 0)
-			usleep(100);
-		if (write(p[1], "x", 1) != 1)
-			_exit(4);
-		pause();
-		_exit(0);
-	}
-	close(p[1]);
-	char x;
-	ck_assert_int_eq(read(p[0], &x, 1), 1);
-	close(p[0]);
+	pid_t pid = stalled_client(true);
 	ck_assert_int_eq(gidt_wait_stat(dmn.sock, "requests_running", 1, 2000), 1);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
