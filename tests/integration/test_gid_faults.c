@@ -255,10 +255,8 @@ static pid_t hostile(int kind)
 					((uint8_t *)&r->sqes[i])[k] = (uint8_t)rand();
 			for (uint32_t i = 0; i < r->layout.arena_size; i += 64)
 				r->arena[i] = (uint8_t)rand();
-			uint32_t tail = gi_load_relaxed(r->sq_tail);
 			uint32_t head = gi_load_acquire(r->sq_head);
 			gi_store_release(r->sq_tail, head + r->layout.sq_entries);
-			(void)tail;
 			gi_db_ring(c.hs.submit_efd);
 			/* drain our CQ so the daemon can answer */
 			uint32_t ct = gi_load_acquire(r->cq_tail);

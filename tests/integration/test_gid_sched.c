@@ -201,7 +201,6 @@ static int fair_child(const char *sock, int fd)
 		return 2;
 	static char js[65536];
 	struct gidt_conn c;
-	static struct gidt_result res;
 	if (gidt_connect(&c, sock) < 0 || gidt_stats(sock, js, sizeof(js)) < 0)
 		return 3;
 	long long s0 = gidt_json_num(js, "steps");
@@ -217,7 +216,6 @@ static int fair_child(const char *sock, int fd)
 	long long s1 = gidt_json_num(js, "steps");
 	long long done = gidt_json_num(js, "requests_done");
 	long long out[2] = { s1 - s0, done };
-	(void)res;
 	return write(fd, out, sizeof(out)) == sizeof(out) ? 0 : 6;
 }
 
