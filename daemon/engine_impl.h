@@ -67,9 +67,6 @@ int engine_on_sqe(void *ctx, struct gi_srv *srv, const struct gi_srv_req *req);
 /* Ends the requests of every session that has held back their events for
  * stall_timeout_ms (its CQ stayed too full); each ends with -ETIMEDOUT. */
 void engine_check_stalls(struct engine *e, uint64_t now_ms);
-/* Posts an ERROR event for USER_DATA on S. */
-void engine_post_error(struct engine *e, struct session *s, uint64_t user_data, int code,
-		       const char *reason);
 
 /* engine_cmd.c */
 /* Marks S failed for a protocol violation: cancels its requests, takes its

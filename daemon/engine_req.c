@@ -15,8 +15,9 @@
 #include "daemon/textout.h"
 #include "ipc/validate.h"
 
-void engine_post_error(struct engine *e, struct session *s, uint64_t user_data, int code,
-		       const char *reason)
+/* Posts an ERROR event for USER_DATA on S. */
+static void engine_post_error(struct engine *e, struct session *s, uint64_t user_data, int code,
+			      const char *reason)
 {
 	struct gi_cqe ev[GI_SRV_REASON_EVENTS];
 	uint32_t n = gi_srv_error_events(ev, user_data, code, reason);

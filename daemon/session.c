@@ -122,7 +122,8 @@ void session_free(struct session *s)
 	free(s);
 }
 
-int session_backlog_push(struct session *s, const struct gi_cqe *ev, uint32_t n)
+/* Queues events that did not fit in the CQ. -ENOMEM. */
+static int session_backlog_push(struct session *s, const struct gi_cqe *ev, uint32_t n)
 {
 	struct cqe_backlog *b = &s->backlog;
 	if (b->head > 0 && b->head == b->n)

@@ -82,8 +82,6 @@ int session_open(int sock, const void *buf, size_t len, const struct session_ctx
 /* Frees everything but the socket (closed by the I/O thread). Accepts NULL. */
 void session_free(struct session *s);
 
-/* Queues events that did not fit in the CQ. -ENOMEM. */
-int session_backlog_push(struct session *s, const struct gi_cqe *ev, uint32_t n);
 /* Posts as much of the backlog as fits. Returns events still waiting, or -EPROTO. */
 int session_backlog_flush(struct session *s);
 

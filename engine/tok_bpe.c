@@ -28,7 +28,8 @@ static uint32_t byte_to_cpt(uint8_t b)
 	return 256 + 33 + 34; /* 0xad */
 }
 
-size_t tok_bpe_byte_encode(uint8_t b, char out[2])
+/* The byte-level BPE symbol of byte B (GPT-2 bytes_to_unicode) as UTF-8. */
+static size_t tok_bpe_byte_encode(uint8_t b, char out[2])
 {
 	return tok_utf8_encode(byte_to_cpt(b), out);
 }

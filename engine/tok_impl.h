@@ -107,8 +107,7 @@ static inline void tok_out_push(struct tok_out *o, int32_t id)
 int tok_spm_encode(const struct tokenizer *t, const char *text, size_t len, struct tok_out *out);
 /* BPE: pre-tokenizes then merges raw TEXT. */
 int tok_bpe_encode(const struct tokenizer *t, const char *text, size_t len, struct tok_out *out);
-/* Byte-level BPE symbol <-> byte mapping (GPT-2 bytes_to_unicode). */
-size_t tok_bpe_byte_encode(uint8_t b, char out[2]);
+/* The byte a byte-level BPE symbol (GPT-2 bytes_to_unicode) stands for, or -1. */
 int tok_bpe_cpt_to_byte(uint32_t cpt);
 
 /* Pre-tokenizer for tokenizer.ggml.pre NAME (NULL or "" = llama.cpp default).

@@ -47,7 +47,9 @@ static int mat_ok(const struct gi_mat *w, uint32_t i, const char *what, char *er
 	return 0;
 }
 
-int gi_graph_check(const struct gi_graph_desc *d, char *err, size_t errlen)
+/* Checks the shapes and operands of every node of D; -EINVAL with a message
+ * naming the node. */
+static int gi_graph_check(const struct gi_graph_desc *d, char *err, size_t errlen)
 {
 	const struct gi_attn_params *a = &d->attn;
 	if (d->size < sizeof(*d) || !d->nodes || !d->n_nodes || !d->max_tokens || !d->max_out) {

@@ -32,9 +32,5 @@ struct gi_graph {
 	uint32_t max_tokens, max_out;
 };
 
-/* Checks the shapes and operands of every node of D; -EINVAL with a message
- * naming the node. */
-int gi_graph_check(const struct gi_graph_desc *d, char *err, size_t errlen);
-
 /* The CPU backend with N_THREADS threads (>= 1). */
 int cpu_backend_create(int n_threads, struct gi_backend **ret, char *err, size_t errlen);
