@@ -61,7 +61,8 @@ int gi_srv_fail(struct gi_srv *s, const char *fmt, ...)
 	return s->error;
 }
 
-int gi_srv_cq_space(struct gi_srv *s)
+/* Free CQ slots (re-reading and validating cq.head), or -EPROTO. */
+static int gi_srv_cq_space(struct gi_srv *s)
 {
 	if (s->error)
 		return s->error;
@@ -106,7 +107,10 @@ uint32_t gi_srv_error_events(struct gi_cqe *ev, uint64_t user_data, int code, co
 	return n;
 }
 
-int gi_srv_post_error(struct gi_srv *s, uint64_t user_data, int code, const char *reason)
+/* Posts the ERROR events for USER_DATA with CODE and a reason; when the CQ
+ * has room for fewer, the reason's head. Returns the count posted, 0 if the
+ * CQ is full, or -EPROTO. */
+static int gi_srv_post_error(struct gi_srv *s, uint64_t user_data, int code, const char *reason)
 {
 	struct gi_cqe ev[GI_SRV_REASON_EVENTS];
 	uint32_t n = gi_srv_error_events(ev, user_data, code, reason);

@@ -67,9 +67,6 @@ void gi_srv_fini(struct gi_srv *s); /* accepts a zeroed gi_srv */
  * once the session failed (s->why says why). */
 int gi_srv_poll(struct gi_srv *s, uint32_t quota, gi_srv_fn fn, void *ctx);
 
-/* Free CQ slots (re-reading and validating cq.head), or -EPROTO. */
-int gi_srv_cq_space(struct gi_srv *s);
-
 /* Publishes up to N events. Returns how many fit (the rest are the caller's
  * backlog), or -EPROTO. Does not ring: call gi_srv_kick once per batch. */
 int gi_srv_post(struct gi_srv *s, const struct gi_cqe *cqes, uint32_t n);
@@ -83,11 +80,6 @@ int gi_srv_post(struct gi_srv *s, const struct gi_cqe *cqes, uint32_t n);
  * MORE | TEXT_CONT, the last has LAST, like a long token's text. Returns the
  * number of events. */
 uint32_t gi_srv_error_events(struct gi_cqe *ev, uint64_t user_data, int code, const char *reason);
-
-/* Posts the ERROR events for USER_DATA with CODE and a reason; when the CQ
- * has room for fewer, the reason's head. Returns the count posted, 0 if the
- * CQ is full, or -EPROTO. */
-int gi_srv_post_error(struct gi_srv *s, uint64_t user_data, int code, const char *reason);
 
 /* After posting: rings the completion doorbell if the client armed a sleep
  * since the last ring. A no-op (no fence) when nothing was posted since the
