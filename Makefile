@@ -32,7 +32,7 @@ SANITIZE ?=
 SHARED  ?= $(abspath ../shared)
 FUZZ_SECONDS ?= 8
 SOVER_MAJOR := 0
-SOVER := 0.1.0
+SOVER := 0.2.0
 
 ifeq ($(SANITIZE),1)
 B := build/san
