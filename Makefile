@@ -134,7 +134,7 @@ $(LIB_CLIENT_SO): $(call obj,$(CLIENT_SRCS) $(IPC_SRCS)) $(wildcard client/gicli
 		ln -sf libgiclient.so.$(SOVER) $(B)/lib/libgiclient.so.$(SOVER_MAJOR) && \
 		ln -sf libgiclient.so.$(SOVER_MAJOR) $(B)/lib/libgiclient.so
 
-$(B)/lib/giclient.pc: client/giclient.pc.in
+$(B)/lib/giclient.pc: client/giclient.pc.in Makefile
 	$(call say,GEN,$@)mkdir -p $(@D) && sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(SOVER)|' $< > $@
 
 # ---- programs ---------------------------------------------------------------
