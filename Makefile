@@ -173,10 +173,16 @@ $(B)/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRCS) $(B)/config.h
 	$(call say,FUZZ,$@)mkdir -p $(@D) && $(CLANG) $(CPPFLAGS) -std=gnu11 -O1 -g -DGI_FUZZ=1 -DGI_NO_SIMD=1 \
 		-fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRCS) $(SYSLIBS)
 
+# Seeds that are model files are generated, never committed.
+FUZZ_SEEDS := $(B)/fuzz/corpus/fuzz_gguf/.stamp
+$(FUZZ_SEEDS): scripts/fuzz-seeds.sh $(B)/bin/gi-mkmodel
+	$(call say,GEN,$(@D))mkdir -p $(@D) && sh scripts/fuzz-seeds.sh $(B)/bin/gi-mkmodel $(@D) > $(@D).log 2>&1 || \
+		{ cat $(@D).log; exit 1; }; touch $@
+
 # ---- phony targets ----------------------------------------------------------
 RUN_ENV = GI_BUILD=$(abspath $(B)) GI_SHARED=$(SHARED) GI_FUZZ_SECONDS=$(FUZZ_SECONDS)
 
-check: all $(FUZZERS) $(if $(SANITIZE),$(TSAN_TESTS))
+check: all $(FUZZERS) $(FUZZ_SEEDS) $(if $(SANITIZE),$(TSAN_TESTS))
 	$(Q)$(RUN_ENV) GI_TSAN_TESTS="$(if $(SANITIZE),$(abspath $(TSAN_TESTS)))" \
 		GI_FUZZERS="$(abspath $(FUZZERS))" sh tests/run.sh $(abspath $(TESTS))
 

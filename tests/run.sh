@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs every test program given as arguments, then the integration scripts
 # (tests/**/test_*.sh), the TSan builds ($GI_TSAN_TESTS) and the fuzzers
-# ($GI_FUZZERS, each for $GI_FUZZ_SECONDS). Exit code 77 means skipped.
+# ($GI_FUZZERS, each for $GI_FUZZ_SECONDS, seeded from fuzz/corpus/NAME and
+# the generated $GI_BUILD/fuzz/corpus/NAME). Exit code 77 means skipped.
 # Ends with "N passed, N failed, N skipped" so CI can see that tests ran.
 here=$(cd "$(dirname "$0")" && pwd)
 pass=0 fail=0 skip=0 failed_names=""
@@ -42,8 +43,10 @@ for f in $GI_FUZZERS; do
 	name=$(basename "$f")
 	corpus="$log/corpus-$name"
 	mkdir -p "$corpus"
-	seeds="$here/../fuzz/corpus/$name"
-	[ -d "$seeds" ] || seeds=""
+	seeds=""
+	for d in "$here/../fuzz/corpus/$name" "$GI_BUILD/fuzz/corpus/$name"; do
+		[ -d "$d" ] && seeds="$seeds $d"
+	done
 	run_one "fuzz:$name" "$f" -max_total_time="${GI_FUZZ_SECONDS:-8}" -timeout=10 \
 		-rss_limit_mb=2048 "$corpus" $seeds
 done
