@@ -1,7 +1,7 @@
 /* libFuzzer target for the GGUF reader: any input either fails with a
  * message or opens with every key, string, array element and tensor inside
  * the input (ASan reports any read outside it). Seeds in
- * fuzz/corpus/fuzz_gguf/ are small files from gi-mkmodel (see README there). */
+ * build/fuzz/corpus/fuzz_gguf/ are small files gi-mkmodel makes at build time (scripts/fuzz-seeds.sh). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
