@@ -24,6 +24,8 @@ static void install(const struct cpu_kernels *base, const struct cpu_kernels *ov
 			active.act[t] = over->act[t];
 		if (over->mm[t])
 			active.mm[t] = over->mm[t];
+		if (over->mm_x16[t])
+			active.mm_x16[t] = over->mm_x16[t];
 	}
 }
 
@@ -167,4 +169,15 @@ void cpu_matmul_rows(enum gi_type wt, const void *w, size_t k, const void *xq, s
 	if (!fn || !stride || j0 >= j1 || !m)
 		return;
 	fn(w, k, xq, stride, m, y, ldy, j0, j1);
+}
+
+void cpu_matmul_x16_rows(enum gi_type wt, const void *wp, size_t k, const void *xq, size_t m,
+			 float *y, size_t ldy, size_t j0, size_t j1)
+{
+	cpu_mm_fn fn = gi_type_valid(wt) ? kernels()->mm_x16[wt] : NULL;
+	size_t stride = cpu_act_row_bytes(GI_TYPE_Q8_0, k);
+
+	if (!fn || !stride || j0 >= j1 || !m)
+		return;
+	fn(wp, k, xq, stride, m, y, ldy, j0, j1);
 }

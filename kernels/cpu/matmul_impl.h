@@ -78,6 +78,9 @@ struct cpu_kernels {
 	const char *name;
 	cpu_act_fn act[GI_TYPE_COUNT_];
 	cpu_mm_fn mm[GI_TYPE_COUNT_];
+	/* over weights packed by cpu_x16_pack (Q4_0, Q8_0; repack.h), Q8_0
+	 * activation rows; J0 and J1 multiples of 16 */
+	cpu_mm_fn mm_x16[GI_TYPE_COUNT_];
 };
 
 /* Scalar activation converters (used by every level unless it has its own). */
@@ -87,6 +90,12 @@ void cpu_act_q4_0_scalar(const float *x, size_t k, void *xq);
 void cpu_act_q8_0_scalar(const float *x, size_t k, void *xq);
 void cpu_act_q8_K_scalar(const float *x, size_t k, void *xq);
 void cpu_act_q4_K_scalar(const float *x, size_t k, void *xq);
+
+/* The packed (x16) matmuls in plain C (repack.c), as kernel-table entries. */
+void cpu_mm_x16_q4_0_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			    float *y, size_t ldy, size_t j0, size_t j1);
+void cpu_mm_x16_q8_0_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			    float *y, size_t ldy, size_t j0, size_t j1);
 
 extern const struct cpu_kernels cpu_kernels_scalar;
 #if !GI_NO_SIMD

@@ -1,0 +1,122 @@
+/* Packing Q4_0 / Q8_0 matrices into the x16 layout (repack.h), and the
+ * plain C matmul over it. */
+#include <string.h>
+
+#include "kernels/cpu/matmul_impl.h"
+#include "kernels/cpu/repack.h"
+
+static size_t round64(size_t n)
+{
+	return (n + 63) & ~(size_t)63;
+}
+
+size_t cpu_x16_block_bytes(enum gi_type t)
+{
+	return t == GI_TYPE_Q4_0 ? 256 : t == GI_TYPE_Q8_0 ? 512 : 0;
+}
+
+size_t cpu_x16_scale_bytes(size_t k)
+{
+	return round64(k / 32 * X16_ROWS * sizeof(gi_f16));
+}
+
+size_t cpu_x16_group_bytes(enum gi_type t, size_t k)
+{
+	size_t qb = cpu_x16_block_bytes(t);
+	if (!qb || !k || k % 32)
+		return 0;
+	return cpu_x16_scale_bytes(k) + k / 32 * qb;
+}
+
+size_t cpu_x16_bytes(enum gi_type t, size_t k, size_t n)
+{
+	size_t gb = cpu_x16_group_bytes(t, k);
+	if (!gb || !n || n % X16_ROWS || n / X16_ROWS > SIZE_MAX / gb)
+		return 0;
+	return n / X16_ROWS * gb;
+}
+
+/* Block B of packed row R's quant byte at element group step J, byte T. */
+static size_t x16_qpos(size_t b, size_t qb, size_t j, size_t r, size_t t)
+{
+	return b * qb + j * 64 + 4 * r + t;
+}
+
+void cpu_x16_pack(enum gi_type t, const void *w, size_t k, size_t g0, size_t g1, void *dst)
+{
+	const size_t nb = k / 32, gb = cpu_x16_group_bytes(t, k), qb = cpu_x16_block_bytes(t);
+	const size_t wrow = gi_type_row_bytes(t, k), sb = cpu_x16_scale_bytes(k);
+
+	for (size_t g = g0; g < g1; g++) {
+		uint8_t *grp = (uint8_t *)dst + g * gb;
+		gi_f16 *d = (gi_f16 *)grp;
+		uint8_t *q = grp + sb;
+		memset(grp + nb * X16_ROWS * sizeof(gi_f16), 0, sb - nb * X16_ROWS * sizeof(gi_f16));
+		for (size_t r = 0; r < X16_ROWS; r++) {
+			const uint8_t *row = (const uint8_t *)w + (g * X16_ROWS + r) * wrow;
+			for (size_t b = 0; b < nb; b++) {
+				if (t == GI_TYPE_Q4_0) {
+					const struct block_q4_0 *blk = (const struct block_q4_0 *)row + b;
+					d[b * X16_ROWS + r] = blk->d;
+					for (size_t i = 0; i < 4; i++)
+						memcpy(q + x16_qpos(b, qb, i, r, 0), blk->qs + 4 * i, 4);
+				} else {
+					const struct block_q8_0 *blk = (const struct block_q8_0 *)row + b;
+					d[b * X16_ROWS + r] = blk->d;
+					for (size_t j = 0; j < 8; j++)
+						for (size_t e = 0; e < 4; e++)
+							q[x16_qpos(b, qb, j, r, e)] =
+								(uint8_t)blk->qs[4 * j + e] ^ 0x80;
+				}
+			}
+		}
+	}
+}
+
+/* Unsigned quant of element E (< 32) of block B of row R of a packed group. */
+static int x16_quant(enum gi_type t, const uint8_t *q, size_t b, size_t r, size_t e)
+{
+	if (t == GI_TYPE_Q8_0)
+		return q[x16_qpos(b, 512, e / 4, r, e % 4)];
+	size_t j = e % 16 / 4;
+	uint8_t v = q[x16_qpos(b, 256, j, r, e % 4)];
+	return e < 16 ? v & 15 : v >> 4;
+}
+
+void cpu_mm_x16_scalar(enum gi_type t, const void *w, size_t k, const void *xq, size_t xstride,
+		       size_t m, float *y, size_t ldy, size_t j0, size_t j1)
+{
+	const size_t nb = k / 32, gb = cpu_x16_group_bytes(t, k), sb = cpu_x16_scale_bytes(k);
+	const int32_t bias = t == GI_TYPE_Q4_0 ? 8 : 128;
+
+	for (size_t i = 0; i < m; i++) {
+		const uint8_t *x = (const uint8_t *)xq + i * xstride;
+		const float *dx = act_d_of(x, k);
+		const int32_t *c8 = act_c8_of(x, k);
+		for (size_t j = j0; j < j1; j++) {
+			const uint8_t *grp = (const uint8_t *)w + j / X16_ROWS * gb;
+			const gi_f16 *d = (const gi_f16 *)grp;
+			const size_t r = j % X16_ROWS;
+			float acc = 0;
+			for (size_t b = 0; b < nb; b++) {
+				int32_t s = c8[b] * bias / 16;
+				for (size_t e = 0; e < 32; e++)
+					s += x16_quant(t, grp + sb, b, r, e) * (int8_t)x[32 * b + e];
+				acc += (float)s * (gi_f16_to_f32(d[b * X16_ROWS + r]) * dx[b]);
+			}
+			y[i * ldy + j] = acc;
+		}
+	}
+}
+
+void cpu_mm_x16_q4_0_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			    float *y, size_t ldy, size_t j0, size_t j1)
+{
+	cpu_mm_x16_scalar(GI_TYPE_Q4_0, w, k, xq, xstride, m, y, ldy, j0, j1);
+}
+
+void cpu_mm_x16_q8_0_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			    float *y, size_t ldy, size_t j0, size_t j1)
+{
+	cpu_mm_x16_scalar(GI_TYPE_Q8_0, w, k, xq, xstride, m, y, ldy, j0, j1);
+}

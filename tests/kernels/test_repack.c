@@ -1,0 +1,143 @@
+/* Packed (x16) Q4_0 / Q8_0 matmuls: a matrix packed by cpu_x16_pack, multiplied
+ * at every SIMD level this CPU has, gives what the same matrix unpacked
+ * gives through cpu_matmul_rows (the same integer block sums, so only float
+ * rounding differs), over odd M, K with odd block counts, and column ranges
+ * cut at multiples of 16 as the thread pool cuts them. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/matmul_impl.h"
+#include "kernels/cpu/repack.h"
+#include "tests/t_util.h"
+
+static const char *const levels[] = { "scalar", "avx2", "avx512", "amx" };
+#define NLEVELS ((int)(sizeof(levels) / sizeof(levels[0])))
+
+struct shape {
+	size_t m, n, k;
+};
+
+static const struct shape shapes[] = {
+	{ 1, 16, 32 },   { 1, 48, 96 },    { 2, 32, 64 },    { 3, 16, 160 },  { 5, 64, 256 },
+	{ 7, 32, 2080 }, { 8, 80, 512 },   { 9, 16, 32 },    { 13, 48, 352 }, { 15, 32, 128 },
+	{ 16, 64, 256 }, { 17, 48, 96 },   { 31, 32, 1056 }, { 32, 96, 512 }, { 33, 16, 64 },
+	{ 64, 64, 2048 }, { 71, 112, 320 }, { 128, 32, 256 },
+};
+#define NSHAPES ((int)(sizeof(shapes) / sizeof(shapes[0])))
+
+static uint64_t rng_state;
+
+static float frand(void)
+{
+	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+	return (float)((rng_state >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
+}
+
+static void check_type_shape(enum gi_type t, struct shape s)
+{
+	const size_t m = s.m, n = s.n, k = s.k, ldy = n + 5;
+	const size_t wrow = gi_type_row_bytes(t, k), xrow = cpu_act_row_bytes(t, k);
+	const size_t x8row = cpu_act_row_bytes(GI_TYPE_Q8_0, k), pb = cpu_x16_bytes(t, k, n);
+	ck_assert_uint_gt(pb, 0);
+	float *x = malloc(m * k * sizeof(float)), *wf = malloc(k * sizeof(float));
+	uint8_t *w = malloc(n * wrow), *wp = aligned_alloc(64, pb);
+	uint8_t *xq = aligned_alloc(64, m * xrow + 64), *x8 = aligned_alloc(64, m * x8row + 64);
+	float *ref = malloc(m * ldy * sizeof(float)), *y = malloc(m * ldy * sizeof(float));
+	ck_assert(x && wf && w && wp && xq && x8 && ref && y);
+
+	for (size_t i = 0; i < m * k; i++)
+		x[i] = frand() * (i % 89 == 3 ? 6.0f : 1.0f) * (float)(1 + (i / k) % 3);
+	for (size_t j = 0; j < n; j++) {
+		for (size_t i = 0; i < k; i++)
+			wf[i] = frand() * 0.1f * (float)(1 + j % 5);
+		gi_quantize_row(t, wf, w + j * wrow, k);
+	}
+	/* pack in two group ranges, as threads would */
+	memset(wp, 0xa5, pb);
+	cpu_x16_pack(t, w, k, 0, n / 32, wp);
+	cpu_x16_pack(t, w, k, n / 32, n / 16, wp);
+
+	cpu_simd_force("scalar");
+	cpu_act_convert(t, x, k, 0, m, xq);
+	cpu_act_convert(GI_TYPE_Q8_0, x, k, 0, m, x8);
+	for (size_t i = 0; i < m * ldy; i++)
+		ref[i] = NAN;
+	cpu_matmul_rows(t, w, k, xq, m, ref, ldy, 0, n);
+
+	for (int l = 0; l < NLEVELS; l++) {
+		if (cpu_simd_force(levels[l]))
+			continue;
+		for (int split = 0; split < 2; split++) {
+			for (size_t i = 0; i < m * ldy; i++)
+				y[i] = NAN;
+			if (!split) {
+				cpu_matmul_x16_rows(t, wp, k, x8, m, y, ldy, 0, n);
+			} else {
+				for (size_t j = 0; j < n; j += 32)
+					cpu_matmul_x16_rows(t, wp, k, x8, m, y, ldy, j, j + 32 < n ? j + 32 : n);
+			}
+			for (size_t i = 0; i < m; i++) {
+				for (size_t j = 0; j < n; j++) {
+					double r = ref[i * ldy + j], got = y[i * ldy + j];
+					double tol = 1e-4 * (fabs(r) + 1.0);
+					if (!(fabs(got - r) <= tol))
+						ck_abort_msg("%s x16 %s m=%zu n=%zu k=%zu split=%d: y[%zu][%zu]=%.7g "
+							     "unpacked %.7g",
+							     levels[l], gi_type_name(t), m, n, k, split, i, j, got, r);
+				}
+				for (size_t j = n; j < ldy; j++)
+					ck_assert_msg(isnan(y[i * ldy + j]), "%s x16 wrote past column %zu",
+						      levels[l], n);
+			}
+		}
+	}
+	cpu_simd_force(NULL);
+	free(x);
+	free(wf);
+	free(w);
+	free(wp);
+	free(xq);
+	free(x8);
+	free(ref);
+	free(y);
+}
+
+START_TEST(test_x16_q4_0)
+{
+	rng_state = 0x1234 + (uint64_t)_i;
+	check_type_shape(GI_TYPE_Q4_0, shapes[_i]);
+}
+END_TEST
+
+START_TEST(test_x16_q8_0)
+{
+	rng_state = 0x5678 + (uint64_t)_i;
+	check_type_shape(GI_TYPE_Q8_0, shapes[_i]);
+}
+END_TEST
+
+START_TEST(test_x16_sizes)
+{
+	ck_assert_uint_eq(cpu_x16_bytes(GI_TYPE_Q4_0, 2048, 256), 256 / 16 * (64 * 32 + 64 * 256));
+	ck_assert_uint_eq(cpu_x16_bytes(GI_TYPE_Q8_0, 32, 16), 64 + 512);
+	ck_assert_uint_eq(cpu_x16_bytes(GI_TYPE_Q4_0, 2048, 24), 0);  /* N not a multiple of 16 */
+	ck_assert_uint_eq(cpu_x16_bytes(GI_TYPE_Q4_0, 48, 16), 0);    /* K not a multiple of 32 */
+	ck_assert_uint_eq(cpu_x16_bytes(GI_TYPE_Q4_K, 256, 16), 0);   /* no packed layout */
+	ck_assert_uint_eq(cpu_x16_bytes(GI_TYPE_Q8_0, 32, SIZE_MAX - 15), 0);
+}
+END_TEST
+
+Suite *t_suite(void)
+{
+	Suite *s = suite_create("repack");
+	TCase *tc = tcase_create("x16");
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_x16_q4_0, 0, NSHAPES);
+	tcase_add_loop_test(tc, test_x16_q8_0, 0, NSHAPES);
+	tcase_add_test(tc, test_x16_sizes);
+	suite_add_tcase(s, tc);
+	return s;
+}
