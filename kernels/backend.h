@@ -5,7 +5,9 @@
  *    (gi_backend_alloc for the KV pool and activations, gi_backend_map for
  *    weights that sit in the GGUF mapping) and only ever holds the returned
  *    addresses; it never dereferences them. The CPU backend hands back host
- *    pointers (weights zero-copy, straight from the mmap); a GPU backend
+ *    pointers (weights zero-copy, straight from the mmap, except the Q4_0
+ *    and Q8_0 matmul weights it packs into its own layout once, at graph
+ *    creation: kernels/cpu/repack.h); a GPU backend
  *    returns device pointers (weights uploaded once at load, the KV pool in
  *    device memory).
  *  - The forward pass is described once, at load: a list of nodes (struct
@@ -63,7 +65,11 @@ int gi_backend_alloc(struct gi_backend *b, size_t bytes, void **ret);
 void gi_backend_release(struct gi_backend *b, void *mem); /* accepts NULL */
 /* Makes BYTES of read-only host memory (the weights in the GGUF mapping)
  * usable by the backend and returns its backend address. The CPU backend
- * returns HOST itself; HOST must outlive the backend's use of it. */
+ * returns HOST itself; HOST must outlive the backend's use of it. HOST must
+ * be a read-only file mapping: a backend that copies a weight into its own
+ * layout (the CPU backend packs Q4_0/Q8_0 matmul weights when a graph is
+ * created) drops the source pages from memory (MADV_DONTNEED); they are
+ * read back from the file if touched again. -ENOMEM. */
 int gi_backend_map(struct gi_backend *b, const void *host, size_t bytes, const void **ret);
 /* Copies BYTES from backend memory SRC to host DST (waits for queued work). */
 int gi_backend_read(struct gi_backend *b, void *dst, const void *src, size_t bytes);

@@ -1,5 +1,5 @@
 /* CPU backend: the backend object, its memory (host memory; weights stay in
- * the GGUF mapping) and its thread pool. The graph runner is in graph.c. */
+ * the GGUF mapping unless a graph packs them) and its thread pool. The graph runner is in graph.c. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "common/grow.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/matmul.h"
 
@@ -39,8 +40,25 @@ static void cpu_release(struct gi_backend *b, void *mem)
 
 static int cpu_map(struct gi_backend *b, const void *host, size_t bytes, const void **ret)
 {
+	struct cpu_backend *c = (struct cpu_backend *)b;
+	struct cpu_mapped *m = grow_array(c->mapped, &c->cap_mapped, c->n_mapped + 1, sizeof(*m), 64);
+	if (!m)
+		return -ENOMEM;
+	c->mapped = m;
+	m[c->n_mapped++] = (struct cpu_mapped){ host, bytes };
 	*ret = host;
 	return 0;
+}
+
+bool cpu_backend_is_mapped(const struct cpu_backend *b, const void *p, size_t bytes)
+{
+	uintptr_t a = (uintptr_t)p;
+	for (size_t i = 0; i < b->n_mapped; i++) {
+		uintptr_t h = (uintptr_t)b->mapped[i].host;
+		if (a >= h && bytes <= b->mapped[i].bytes && a - h <= b->mapped[i].bytes - bytes)
+			return true;
+	}
+	return false;
 }
 
 static int cpu_read(struct gi_backend *b, void *dst, const void *src, size_t bytes)
@@ -59,6 +77,7 @@ static void cpu_free(struct gi_backend *b)
 {
 	struct cpu_backend *c = (struct cpu_backend *)b;
 	cpu_pool_free(c->pool);
+	free(c->mapped);
 	free(c);
 }
 

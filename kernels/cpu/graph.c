@@ -29,6 +29,9 @@ struct cpu_graph {
 	struct cpu_backend *b;
 	struct gi_node *nodes;
 	uint32_t n_nodes;
+	uint8_t *packed;             /* per node: bit i = matmul weight i is x16-packed */
+	void **pbufs;                /* the packed copies */
+	uint32_t n_pbufs;
 	struct gi_attn_params attn;
 	uint64_t macs_tok, macs_out; /* matmul multiply-adds per token / per out row */
 	uint32_t n_attn;             /* ATTN nodes (layers) */
@@ -103,12 +106,24 @@ static void exec_silu_mul(struct cpu_graph *g, const struct gi_node *n, int ith,
 	}
 }
 
+static bool is_packed(const struct cpu_graph *g, const struct gi_node *n, uint32_t i)
+{
+	return g->packed[n - g->nodes] >> i & 1;
+}
+
+/* The weight type whose activation format weight I of matmul node N reads:
+ * its own, or Q8_0's for a packed weight. */
+static enum gi_type act_type(const struct cpu_graph *g, const struct gi_node *n, uint32_t i)
+{
+	return is_packed(g, n, i) ? GI_TYPE_Q8_0 : n->matmul.w[i].type;
+}
+
 /* The slot of converted activations weight I of a matmul node reads: the
- * first weight of the node with the same type. */
-static uint32_t xq_slot(const struct gi_node *n, uint32_t i)
+ * first weight of the node with the same activation format. */
+static uint32_t xq_slot(const struct cpu_graph *g, const struct gi_node *n, uint32_t i)
 {
 	for (uint32_t j = 0; j < i; j++)
-		if (n->matmul.w[j].type == n->matmul.w[i].type)
+		if (act_type(g, n, j) == act_type(g, n, i))
 			return j;
 	return i;
 }
@@ -128,7 +143,10 @@ static void matmul_cols(struct cpu_graph *g, const struct gi_node *n, uint32_t m
 		uint32_t j0 = (a > lo ? a : lo) - lo, j1 = (b < hi ? b : hi) - lo;
 		float *dst = n->matmul.dst[i];
 		float *y = n->matmul.accumulate ? g->acc : dst;
-		cpu_matmul_rows(w->type, w->data, k, g->xq[xq_slot(n, i)], m, y, w->n, j0, j1);
+		if (is_packed(g, n, i))
+			cpu_matmul_x16_rows(w->type, w->data, k, g->xq[xq_slot(g, n, i)], m, y, w->n, j0, j1);
+		else
+			cpu_matmul_rows(w->type, w->data, k, g->xq[xq_slot(g, n, i)], m, y, w->n, j0, j1);
 		for (uint32_t r = 0; r < m; r++) {
 			size_t o = (size_t)r * w->n + j0;
 			if (n->matmul.accumulate)
@@ -150,8 +168,8 @@ static void exec_matmul(struct cpu_graph *g, const struct gi_node *n, int ith, i
 	/* Phase 1: convert the activation rows once per weight type. */
 	split(m, ith, nth, &a, &b);
 	for (uint32_t i = 0; i < n->matmul.n_mat; i++)
-		if (xq_slot(n, i) == i && a < b)
-			cpu_act_convert(n->matmul.w[i].type, n->matmul.src, k, a, b, g->xq[i]);
+		if (xq_slot(g, n, i) == i && a < b)
+			cpu_act_convert(act_type(g, n, i), n->matmul.src, k, a, b, g->xq[i]);
 	cpu_pool_barrier(be->pool, nth);
 	if (ith >= sub)
 		return;
@@ -416,9 +434,15 @@ int cpu_graph_create(struct gi_backend *base, const struct gi_graph_desc *d, str
 	g->n_nodes = d->n_nodes;
 	g->nodes = malloc(d->n_nodes * sizeof(*g->nodes));
 	g->next = calloc(d->n_nodes, sizeof(*g->next));
-	if (!g->nodes || !g->next)
+	g->packed = calloc(d->n_nodes, 1);
+	if (!g->nodes || !g->next || !g->packed)
 		goto nomem;
 	memcpy(g->nodes, d->nodes, d->n_nodes * sizeof(*g->nodes));
+	int r = cpu_graph_pack(b, g->nodes, g->n_nodes, g->packed, &g->pbufs, &g->n_pbufs, err, errlen);
+	if (r) {
+		cpu_graph_free(&g->base);
+		return r;
+	}
 
 	size_t acc = 0;
 	for (uint32_t i = 0; i < d->n_nodes; i++) {
@@ -429,7 +453,7 @@ int cpu_graph_create(struct gi_backend *base, const struct gi_graph_desc *d, str
 		size_t rows = n->rows == GI_ROWS_OUT ? d->max_out : d->max_tokens;
 		for (uint32_t j = 0; j < n->matmul.n_mat; j++) {
 			const struct gi_mat *w = &n->matmul.w[j];
-			size_t xb = cpu_act_row_bytes(w->type, w->k) * rows;
+			size_t xb = cpu_act_row_bytes(act_type(g, &g->nodes[i], j), w->k) * rows;
 			g->xq_bytes = xb > g->xq_bytes ? xb : g->xq_bytes;
 			if (n->matmul.accumulate && rows * w->n > acc)
 				acc = rows * w->n;
@@ -468,6 +492,10 @@ void cpu_graph_free(struct gi_graph *base)
 	gi_backend_release(&g->b->base, g->xq[0]);
 	gi_backend_release(&g->b->base, g->acc);
 	gi_backend_release(&g->b->base, g->thr);
+	for (uint32_t i = 0; i < g->n_pbufs; i++)
+		gi_backend_release(&g->b->base, g->pbufs[i]);
+	free(g->pbufs);
+	free(g->packed);
 	free(g->nodes);
 	free(g->next);
 	free(g);

@@ -63,10 +63,12 @@ void cpu_x16_pack(enum gi_type t, const void *w, size_t k, size_t g0, size_t g1,
 				} else {
 					const struct block_q8_0 *blk = (const struct block_q8_0 *)row + b;
 					d[b * X16_ROWS + r] = blk->d;
-					for (size_t j = 0; j < 8; j++)
-						for (size_t e = 0; e < 4; e++)
-							q[x16_qpos(b, qb, j, r, e)] =
-								(uint8_t)blk->qs[4 * j + e] ^ 0x80;
+					for (size_t j = 0; j < 8; j++) {
+						uint32_t v;
+						memcpy(&v, blk->qs + 4 * j, 4);
+						v ^= 0x80808080u;
+						memcpy(q + x16_qpos(b, qb, j, r, 0), &v, 4);
+					}
 				}
 			}
 		}

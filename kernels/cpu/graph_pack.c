@@ -1,0 +1,97 @@
+/* Packing a graph's Q4_0 / Q8_0 matmul weights into the x16 layout
+ * (repack.h) once, at graph creation: every step then streams the packed
+ * copy, and the pages of the GGUF mapping it came from are dropped so the
+ * process holds the weights once. GI_CPU_REPACK=0 in the environment keeps
+ * the GGUF layout (for measuring one against the other). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/grow.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/repack.h"
+
+struct pack_job {
+	const struct gi_mat *w;
+	void *dst;
+};
+
+static void pack_part(void *arg, int ith, int nth)
+{
+	const struct pack_job *j = arg;
+	size_t groups = j->w->n / X16_ROWS;
+	size_t g0 = groups * (size_t)ith / (size_t)nth, g1 = groups * (size_t)(ith + 1) / (size_t)nth;
+	cpu_x16_pack(j->w->type, j->w->data, j->w->k, g0, g1, j->dst);
+}
+
+/* The x16 kernels exist for every level, but only the AVX-512 and AMX
+ * ones beat the GGUF-layout kernels. */
+static bool pack_wanted(void)
+{
+	const char *env = getenv("GI_CPU_REPACK"), *lvl = cpu_simd_level();
+	if (env && !strcmp(env, "0"))
+		return false;
+	return !strcmp(lvl, "avx512") || !strcmp(lvl, "amx");
+}
+
+/* Drops the whole pages of [P, P + BYTES) from this process; they are read
+ * back from the file should anything touch them again. */
+static void drop_pages(const void *p, size_t bytes)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1), e = ((uintptr_t)p + bytes) & ~(pg - 1);
+	if (a < e)
+		madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+/* Weight I of matmul node N can be packed: a packed type, whole groups,
+ * and its columns start at a multiple of 16 of the node's concatenated
+ * output, so every column chunk the runner cuts stays group-aligned. */
+static bool packable(const struct gi_node *n, uint32_t i)
+{
+	uint32_t off = 0;
+	for (uint32_t j = 0; j < i; j++)
+		off += n->matmul.w[j].n;
+	const struct gi_mat *w = &n->matmul.w[i];
+	return off % X16_ROWS == 0 && cpu_x16_bytes(w->type, w->k, w->n) > 0;
+}
+
+int cpu_graph_pack(struct cpu_backend *b, struct gi_node *nodes, uint32_t n_nodes, uint8_t *packed,
+		   void ***bufs, uint32_t *n_bufs, char *err, size_t errlen)
+{
+	size_t cap = 0;
+	memset(packed, 0, n_nodes);
+	if (!pack_wanted())
+		return 0;
+	for (uint32_t i = 0; i < n_nodes; i++) {
+		struct gi_node *n = &nodes[i];
+		if (n->op != GI_OP_MATMUL)
+			continue;
+		for (uint32_t j = 0; j < n->matmul.n_mat; j++) {
+			struct gi_mat *w = &n->matmul.w[j];
+			if (!packable(n, j))
+				continue;
+			size_t bytes = cpu_x16_bytes(w->type, w->k, w->n);
+			void **v = grow_array(*bufs, &cap, *n_bufs + 1, sizeof(**bufs), 64);
+			if (!v)
+				goto nomem;
+			*bufs = v;
+			if (gi_backend_alloc(&b->base, bytes, &v[*n_bufs]))
+				goto nomem;
+			struct pack_job job = { w, v[*n_bufs] };
+			cpu_pool_run(b->pool, 1, pack_part, &job);
+			if (cpu_backend_is_mapped(b, w->data, gi_type_row_bytes(w->type, w->k) * w->n))
+				drop_pages(w->data, gi_type_row_bytes(w->type, w->k) * w->n);
+			w->data = v[(*n_bufs)++];
+			packed[i] |= (uint8_t)(1u << j);
+		}
+	}
+	return 0;
+nomem:
+	snprintf(err, errlen, "graph: out of memory for packed weights (%u packed so far)", *n_bufs);
+	return -ENOMEM;
+}
