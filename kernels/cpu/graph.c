@@ -13,6 +13,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/repack.h"
 
 /* Multiply-adds below which a node runs on one thread, and below which a
  * whole step does. A step pays ~10 barriers per layer; at a few million
@@ -112,10 +113,10 @@ static bool is_packed(const struct cpu_graph *g, const struct gi_node *n, uint32
 }
 
 /* The weight type whose activation format weight I of matmul node N reads:
- * its own, or Q8_0's for a packed weight. */
+ * its own, or the packed kernels' (repack.h). */
 static enum gi_type act_type(const struct cpu_graph *g, const struct gi_node *n, uint32_t i)
 {
-	return is_packed(g, n, i) ? GI_TYPE_Q8_0 : n->matmul.w[i].type;
+	return is_packed(g, n, i) ? cpu_x16_act_type(n->matmul.w[i].type) : n->matmul.w[i].type;
 }
 
 /* The slot of converted activations weight I of a matmul node reads: the

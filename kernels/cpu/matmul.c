@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/matmul_impl.h"
+#include "kernels/cpu/repack.h"
 
 static pthread_once_t pick_once = PTHREAD_ONCE_INIT;
 static struct cpu_kernels active;
@@ -175,7 +176,7 @@ void cpu_matmul_x16_rows(enum gi_type wt, const void *wp, size_t k, const void *
 			 float *y, size_t ldy, size_t j0, size_t j1)
 {
 	cpu_mm_fn fn = gi_type_valid(wt) ? kernels()->mm_x16[wt] : NULL;
-	size_t stride = cpu_act_row_bytes(GI_TYPE_Q8_0, k);
+	size_t stride = cpu_act_row_bytes(cpu_x16_act_type(wt), k);
 
 	if (!fn || !stride || j0 >= j1 || !m)
 		return;

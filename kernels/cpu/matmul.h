@@ -36,9 +36,9 @@ void cpu_act_convert(enum gi_type wt, const float *x, size_t k, size_t r0, size_
 void cpu_matmul_rows(enum gi_type wt, const void *w, size_t k, const void *xq, size_t m,
 		     float *y, size_t ldy, size_t j0, size_t j1);
 
-/* As cpu_matmul_rows, for a Q4_0 or Q8_0 matrix packed by cpu_x16_pack
- * (kernels/cpu/repack.h): XQ holds rows converted for GI_TYPE_Q8_0 whatever
- * WT is, and J0, J1 are multiples of 16. */
+/* As cpu_matmul_rows, for a matrix packed by cpu_x16_pack
+ * (kernels/cpu/repack.h): XQ holds rows converted for cpu_x16_act_type(WT),
+ * and J0, J1 are multiples of 16. */
 void cpu_matmul_x16_rows(enum gi_type wt, const void *wp, size_t k, const void *xq, size_t m,
 			 float *y, size_t ldy, size_t j0, size_t j1);
 

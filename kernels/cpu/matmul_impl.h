@@ -123,6 +123,14 @@ void cpu_act_q4_K_avx512(const float *x, size_t k, void *xq);
 void cpu_act_q8_K_avx512(const float *x, size_t k, void *xq);
 void cpu_act_f16w_avx512(const float *x, size_t k, void *xq);
 
+/* Packed (x16) Q4_0 / Q8_0 kernels of the AVX-512 set (matmul_x16_avx512.c):
+ * any M >= 1, K % 32 == 0, J0 and J1 multiples of 16; weights 64-byte
+ * aligned as cpu_x16_pack leaves them. */
+void cpu_mm_x16_q4_0_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			    float *y, size_t ldy, size_t j0, size_t j1);
+void cpu_mm_x16_q8_0_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			    float *y, size_t ldy, size_t j0, size_t j1);
+
 /* K-quant kernels of the AVX-512 set (matmul_k_avx512.c). */
 void cpu_mm_q4_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
 			float *y, size_t ldy, size_t j0, size_t j1);

@@ -10,6 +10,11 @@ static size_t round64(size_t n)
 	return (n + 63) & ~(size_t)63;
 }
 
+enum gi_type cpu_x16_act_type(enum gi_type t)
+{
+	return GI_TYPE_Q8_0;
+}
+
 size_t cpu_x16_block_bytes(enum gi_type t)
 {
 	return t == GI_TYPE_Q4_0 ? 256 : t == GI_TYPE_Q8_0 ? 512 : 0;

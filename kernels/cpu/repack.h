@@ -38,6 +38,10 @@
 
 #define X16_ROWS 16
 
+/* The weight type whose activation format (cpu_act_convert) the packed
+ * kernels for weights of type T read: GI_TYPE_Q8_0 for Q4_0 and Q8_0. */
+enum gi_type cpu_x16_act_type(enum gi_type t);
+
 /* Quant bytes of one packed block of 16 rows: 256 (Q4_0), 512 (Q8_0), 0 for
  * other types. */
 size_t cpu_x16_block_bytes(enum gi_type t);
