@@ -9,7 +9,10 @@
  * 16 streams for Q4_0, as llama.cpp was measured), at 1 and 2 threads. The roofline is the weight bytes a decode step reads per token
  * divided by the read bandwidth measured here (a multi-threaded streaming
  * read of a buffer much larger than the caches). Each model runs in its own
- * child process so its peak RSS (VmHWM) is its own. --quick: stories260K. */
+ * child process so its peak RSS (VmHWM) is its own. The quantized models
+ * whose weights the CPU backend packs at load (kernels/cpu/repack.h) run a
+ * second time with GI_CPU_REPACK=0 ("unpacked"): the GGUF-layout kernels in
+ * the same run, as the baseline of the packing. --quick: stories260K. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -34,14 +37,18 @@ struct model_case {
 	double ref_tg4, ref_tg16;       /* batched decode at 4 and 16 streams; 0 = skip */
 	double ref_tg_t1;               /* at 1 thread */
 	uint32_t decode_tokens;
+	int gguf_layout; /* 1: GI_CPU_REPACK=0, the same model without packed weights */
 };
 
 static const struct model_case cases[] = {
-	{ "stories260K", NULL, NULL, 0, 5100, 0, 0, 0, 7900, 128 },
-	{ "tinyllama Q4_0", "tinyllama-q4_0.gguf", "q4_0", 214, 43.6, 68.3, 53.5, 99.1, 0, 32 },
-	{ "tinyllama Q8_0", "tinyllama-q8_0.gguf", "q8_0", 241, 25.9, 0, 0, 0, 0, 32 },
-	{ "tinyllama Q4_K_M", "tinyllama-q4_k_m.gguf", "q4_k_m", 167, 23.0, 0, 0, 0, 0, 32 },
-	{ "tinyllama F16", "tinyllama-f16.gguf", "f16", 101, 13.1, 0, 0, 0, 0, 16 },
+	{ "stories260K", NULL, NULL, 0, 5100, 0, 0, 0, 7900, 128, 0 },
+	{ "tinyllama Q4_0", "tinyllama-q4_0.gguf", "q4_0", 214, 43.6, 68.3, 53.5, 99.1, 0, 32, 0 },
+	{ "  unpacked Q4_0", "tinyllama-q4_0.gguf", "q4_0", 214, 43.6, 68.3, 53.5, 99.1, 0, 32, 1 },
+	{ "tinyllama Q8_0", "tinyllama-q8_0.gguf", "q8_0", 241, 25.9, 0, 0, 0, 0, 32, 0 },
+	{ "  unpacked Q8_0", "tinyllama-q8_0.gguf", "q8_0", 241, 25.9, 0, 0, 0, 0, 32, 1 },
+	{ "tinyllama Q4_K_M", "tinyllama-q4_k_m.gguf", "q4_k_m", 167, 23.0, 0, 0, 0, 0, 32, 0 },
+	{ "  unpacked Q4_K_M", "tinyllama-q4_k_m.gguf", "q4_k_m", 167, 23.0, 0, 0, 0, 0, 32, 1 },
+	{ "tinyllama F16", "tinyllama-f16.gguf", "f16", 101, 13.1, 0, 0, 0, 0, 16, 0 },
 };
 #define STORIES_PP512_REF 5900.0
 
@@ -426,6 +433,8 @@ int main(int argc, char **argv)
 		pid_t pid = fork();
 		if (pid == 0) {
 			close(fds[0]);
+			if (c->gguf_layout)
+				setenv("GI_CPU_REPACK", "0", 1);
 			_exit(run_model(c, path, thr, n_thr, bw, quick, fds[1]));
 		}
 		close(fds[1]);
