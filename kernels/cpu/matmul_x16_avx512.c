@@ -1,0 +1,168 @@
+/* AVX-512 VNNI matmuls over the packed x16 Q4_0 / Q8_0 layout (repack.h).
+ *
+ * A packed block is 8 steps of 16 weight rows x 4 bytes, so one vpdpbusd
+ * multiplies a step of 16 weight rows by 4 activation bytes broadcast to
+ * every lane: the 16 lanes of the accumulator are 16 output columns, and
+ * nothing is ever summed across lanes. Per block and activation row the
+ * int32 accumulator starts at the block's bias term (c8 * BIAS / 16), takes
+ * the 8 steps, and is scaled into a float accumulator by d_w (16 lanes) x
+ * d_x. Each weight step, unpacked once, serves every activation row of the
+ * tile (MR rows); at M = 1 the tile spans two groups instead, so the loads
+ * of two weight streams overlap. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/cpu/matmul_impl.h"
+#include "kernels/cpu/repack.h"
+
+#define INLINE static inline __attribute__((always_inline))
+/* activation rows per tile; accumulators: MR float + MR int32 (+ the
+ * weight step, scales and temporaries) within the 32 zmm registers */
+#define MR_MAX 8
+#define NG_MAX 2
+/* bytes ahead in the weight stream to prefetch */
+#define PREFETCH 8192
+
+/* The 4 activation bytes at P broadcast to all 16 lanes (folds into the
+ * {1to16} memory operand of vpdpbusd). */
+INLINE __m512i bcast4(const uint8_t *p)
+{
+	int32_t v;
+	memcpy(&v, p, sizeof(v));
+	return _mm512_set1_epi32(v);
+}
+
+/* Groups G .. G + NG - 1 (GRP the first, GB bytes each) x activation rows
+ * X .. X + MR - 1 (XS bytes apart) into Y (row i at Y + i * LDY, group g's
+ * 16 columns at 16 g). SPLIT runs the high steps in a second int32 chain
+ * (latency, when few rows give few chains). */
+INLINE void x16_tile(enum gi_type t, const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, size_t xs,
+		     int mr, int ng, float *y, size_t ldy)
+{
+	const size_t nb = k / 32, sb = cpu_x16_scale_bytes(k), qb = t == GI_TYPE_Q4_0 ? 256 : 512;
+	const int split = mr * ng <= 2;
+	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	const float *dx[MR_MAX];
+	const int32_t *c8[MR_MAX];
+	__m512 acc[NG_MAX][MR_MAX];
+
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++) {
+		dx[i] = act_d_of(x + (size_t)i * xs, k);
+		c8[i] = act_c8_of(x + (size_t)i * xs, k);
+#pragma GCC unroll 2
+		for (int g = 0; g < ng; g++)
+			acc[g][i] = _mm512_setzero_ps();
+	}
+	for (size_t b = 0; b < nb; b++) {
+		__m512i ia[NG_MAX][MR_MAX], ib[NG_MAX][MR_MAX];
+#pragma GCC unroll 8
+		for (int i = 0; i < mr; i++) {
+			/* c8 is -16 * sum(x): the bias term is exact */
+			const int32_t c = t == GI_TYPE_Q4_0 ? c8[i][b] / 2 : c8[i][b] * 8;
+#pragma GCC unroll 2
+			for (int g = 0; g < ng; g++) {
+				ia[g][i] = _mm512_set1_epi32(c);
+				ib[g][i] = _mm512_setzero_si512();
+			}
+		}
+#pragma GCC unroll 2
+		for (int g = 0; g < ng; g++) {
+			const uint8_t *q = grp + (size_t)g * gb + sb + b * qb;
+			if (t == GI_TYPE_Q4_0) {
+#pragma GCC unroll 4
+				for (int s = 0; s < 4; s++) {
+					_mm_prefetch((const char *)q + 64 * s + PREFETCH, _MM_HINT_T0);
+					const __m512i v = _mm512_load_si512(q + 64 * s);
+					const __m512i lo = _mm512_and_si512(v, m4);
+					const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+#pragma GCC unroll 8
+					for (int i = 0; i < mr; i++) {
+						const uint8_t *xb = x + (size_t)i * xs + 32 * b;
+						ia[g][i] = _mm512_dpbusd_epi32(ia[g][i], lo, bcast4(xb + 4 * s));
+						if (split)
+							ib[g][i] = _mm512_dpbusd_epi32(ib[g][i], hi, bcast4(xb + 16 + 4 * s));
+						else
+							ia[g][i] = _mm512_dpbusd_epi32(ia[g][i], hi, bcast4(xb + 16 + 4 * s));
+					}
+				}
+			} else {
+#pragma GCC unroll 8
+				for (int s = 0; s < 8; s++) {
+					_mm_prefetch((const char *)q + 64 * s + PREFETCH, _MM_HINT_T0);
+					const __m512i v = _mm512_load_si512(q + 64 * s);
+#pragma GCC unroll 8
+					for (int i = 0; i < mr; i++) {
+						const uint8_t *xb = x + (size_t)i * xs + 32 * b;
+						if (split && s % 2)
+							ib[g][i] = _mm512_dpbusd_epi32(ib[g][i], v, bcast4(xb + 4 * s));
+						else
+							ia[g][i] = _mm512_dpbusd_epi32(ia[g][i], v, bcast4(xb + 4 * s));
+					}
+				}
+			}
+			const __m512 dw = _mm512_cvtph_ps(
+				_mm256_load_si256((const __m256i *)(grp + (size_t)g * gb + b * X16_ROWS * sizeof(gi_f16))));
+#pragma GCC unroll 8
+			for (int i = 0; i < mr; i++) {
+				const __m512i s = split ? _mm512_add_epi32(ia[g][i], ib[g][i]) : ia[g][i];
+				acc[g][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dx[i][b])),
+							    acc[g][i]);
+			}
+		}
+	}
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++)
+#pragma GCC unroll 2
+		for (int g = 0; g < ng; g++)
+			_mm512_storeu_ps(y + (size_t)i * ldy + (size_t)g * X16_ROWS, acc[g][i]);
+}
+
+#define X16_CASE(MR) \
+	case MR: x16_tile(t, grp, gb, k, xi, xs, MR, 1, yi, ldy); break
+
+/* Groups outermost, so each group's weights stream from memory once and
+ * further tiles of activation rows find them in L2. */
+INLINE void mm_x16(enum gi_type t, const void *w, size_t k, const void *xq, size_t xs, size_t m, float *y,
+		   size_t ldy, size_t j0, size_t j1)
+{
+	const size_t gb = cpu_x16_group_bytes(t, k), g1 = j1 / X16_ROWS;
+
+	for (size_t g = j0 / X16_ROWS; g < g1;) {
+		const uint8_t *grp = (const uint8_t *)w + g * gb;
+		if (m == 1 && g + 2 <= g1) {
+			x16_tile(t, grp, gb, k, xq, xs, 1, 2, y + g * X16_ROWS, ldy);
+			g += 2;
+			continue;
+		}
+		for (size_t i = 0; i < m; i += MR_MAX) {
+			const uint8_t *xi = (const uint8_t *)xq + i * xs;
+			float *yi = y + i * ldy + g * X16_ROWS;
+			switch (m - i >= MR_MAX ? MR_MAX : m - i) {
+			X16_CASE(1);
+			X16_CASE(2);
+			X16_CASE(3);
+			X16_CASE(4);
+			X16_CASE(5);
+			X16_CASE(6);
+			X16_CASE(7);
+			default:
+				x16_tile(t, grp, gb, k, xi, xs, MR_MAX, 1, yi, ldy);
+				break;
+			}
+		}
+		g++;
+	}
+}
+
+void cpu_mm_x16_q4_0_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m, float *y,
+			    size_t ldy, size_t j0, size_t j1)
+{
+	mm_x16(GI_TYPE_Q4_0, w, k, xq, xstride, m, y, ldy, j0, j1);
+}
+
+void cpu_mm_x16_q8_0_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m, float *y,
+			    size_t ldy, size_t j0, size_t j1)
+{
+	mm_x16(GI_TYPE_Q8_0, w, k, xq, xstride, m, y, ldy, j0, j1);
+}
