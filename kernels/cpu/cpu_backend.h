@@ -25,15 +25,15 @@ struct cpu_backend {
  * gi_backend_map (a read-only file mapping, whose pages may be dropped). */
 bool cpu_backend_is_mapped(const struct cpu_backend *b, const void *p, size_t bytes);
 
-/* graph_pack.c: packs the Q4_0 and Q8_0 matmul weights of NODES (the graph's
- * own copy) into the x16 layout (repack.h) when this CPU's kernels gain from
- * it: each packed weight's data then points at its packed copy and bit I of
- * PACKED[node] is set for weight I. The copies go to *BUFS (N_BUFS of them;
- * release each with gi_backend_release, free the array). Pages of the source
- * weights in a gi_backend_map range are dropped from memory once copied, so
- * resident memory holds one copy. -ENOMEM with a message. */
+/* graph_pack.c: packs the matmul weights of NODES (the graph's own copy)
+ * that have a packed layout (repack.h) when this CPU's kernels gain from it:
+ * each packed weight's data then points at its copy and bit I of
+ * PACKED[node] is set for weight I. The copies share one mapping, *ARENA of
+ * *ARENA_LEN bytes (munmap it; untouched when nothing is packed). Pages of
+ * the source weights in a gi_backend_map range are dropped from memory once
+ * copied, so resident memory holds one copy. -ENOMEM with a message. */
 int cpu_graph_pack(struct cpu_backend *b, struct gi_node *nodes, uint32_t n_nodes, uint8_t *packed,
-		   void ***bufs, uint32_t *n_bufs, char *err, size_t errlen);
+		   void **arena, size_t *arena_len, char *err, size_t errlen);
 
 /* graph.c: the graph half of the backend table. */
 int cpu_graph_create(struct gi_backend *b, const struct gi_graph_desc *d, struct gi_graph **ret,

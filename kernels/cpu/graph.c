@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/matmul.h"
@@ -31,8 +32,8 @@ struct cpu_graph {
 	struct gi_node *nodes;
 	uint32_t n_nodes;
 	uint8_t *packed;             /* per node: bit i = matmul weight i is x16-packed */
-	void **pbufs;                /* the packed copies */
-	uint32_t n_pbufs;
+	void *packs;                 /* the packed copies, one mapping */
+	size_t packs_len;
 	struct gi_attn_params attn;
 	uint64_t macs_tok, macs_out; /* matmul multiply-adds per token / per out row */
 	uint32_t n_attn;             /* ATTN nodes (layers) */
@@ -439,7 +440,7 @@ int cpu_graph_create(struct gi_backend *base, const struct gi_graph_desc *d, str
 	if (!g->nodes || !g->next || !g->packed)
 		goto nomem;
 	memcpy(g->nodes, d->nodes, d->n_nodes * sizeof(*g->nodes));
-	int r = cpu_graph_pack(b, g->nodes, g->n_nodes, g->packed, &g->pbufs, &g->n_pbufs, err, errlen);
+	int r = cpu_graph_pack(b, g->nodes, g->n_nodes, g->packed, &g->packs, &g->packs_len, err, errlen);
 	if (r) {
 		cpu_graph_free(&g->base);
 		return r;
@@ -493,9 +494,8 @@ void cpu_graph_free(struct gi_graph *base)
 	gi_backend_release(&g->b->base, g->xq[0]);
 	gi_backend_release(&g->b->base, g->acc);
 	gi_backend_release(&g->b->base, g->thr);
-	for (uint32_t i = 0; i < g->n_pbufs; i++)
-		gi_backend_release(&g->b->base, g->pbufs[i]);
-	free(g->pbufs);
+	if (g->packs)
+		munmap(g->packs, g->packs_len);
 	free(g->packed);
 	free(g->nodes);
 	free(g->next);
