@@ -23,9 +23,9 @@ struct pack_job {
 static void pack_part(void *arg, int ith, int nth)
 {
 	const struct pack_job *j = arg;
-	size_t groups = j->w->n / X16_ROWS;
+	size_t groups = (j->w->n + X16_ROWS - 1) / X16_ROWS;
 	size_t g0 = groups * (size_t)ith / (size_t)nth, g1 = groups * (size_t)(ith + 1) / (size_t)nth;
-	cpu_x16_pack(j->w->type, j->w->data, j->w->k, g0, g1, j->dst);
+	cpu_x16_pack(j->w->type, j->w->data, j->w->k, j->w->n, g0, g1, j->dst);
 }
 
 /* The x16 kernels exist for every level, but only the AVX-512 and AMX
@@ -48,16 +48,17 @@ static void drop_pages(const void *p, size_t bytes)
 		madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
-/* Weight I of matmul node N can be packed: a packed type, whole groups,
- * and its columns start at a multiple of 16 of the node's concatenated
- * output, so every column chunk the runner cuts stays group-aligned. */
+/* Weight I of matmul node N can be packed: a type with a packed layout for
+ * its shape and, but for F32 (whose kernels take any column range), columns
+ * that start at a multiple of 16 of the node's concatenated output, so every
+ * column chunk the runner cuts (multiples of 16) stays group-aligned. */
 static bool packable(const struct gi_node *n, uint32_t i)
 {
 	uint32_t off = 0;
 	for (uint32_t j = 0; j < i; j++)
 		off += n->matmul.w[j].n;
 	const struct gi_mat *w = &n->matmul.w[i];
-	return off % X16_ROWS == 0 && cpu_x16_bytes(w->type, w->k, w->n) > 0;
+	return (off % X16_ROWS == 0 || w->type == GI_TYPE_F32) && cpu_x16_bytes(w->type, w->k, w->n) > 0;
 }
 
 /* Anonymous memory for the packed copies, on transparent huge pages where

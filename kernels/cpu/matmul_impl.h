@@ -92,6 +92,8 @@ void cpu_act_q8_K_scalar(const float *x, size_t k, void *xq);
 void cpu_act_q4_K_scalar(const float *x, size_t k, void *xq);
 
 /* The packed (x16) matmuls in plain C (repack.c), as kernel-table entries. */
+void cpu_mm_x16_f32_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			   float *y, size_t ldy, size_t j0, size_t j1);
 void cpu_mm_x16_q4_0_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
 			    float *y, size_t ldy, size_t j0, size_t j1);
 void cpu_mm_x16_q8_0_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
@@ -115,6 +117,10 @@ int cpu_amx_enable(void);
 int cpu_simd_force(const char *level);
 
 #if !GI_NO_SIMD
+/* The packed F32 matmul (matmul_x16f_avx512.c). */
+void cpu_mm_x16_f32_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			   float *y, size_t ldy, size_t j0, size_t j1);
+
 /* AVX-512 activation converters (quant_avx512.c), byte-identical to the
  * scalar ones. */
 void cpu_act_q4_0_avx512(const float *x, size_t k, void *xq);
@@ -130,6 +136,14 @@ void cpu_mm_x16_q4_0_avx512(const void *w, size_t k, const void *xq, size_t xstr
 			    float *y, size_t ldy, size_t j0, size_t j1);
 void cpu_mm_x16_q8_0_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
 			    float *y, size_t ldy, size_t j0, size_t j1);
+
+/* Packed (x16) Q4_0 / Q8_0 kernels of the AMX set (matmul_x16_amx.c): AMX
+ * on whole 16-row activation tiles, the AVX-512 packed kernels for M < 16
+ * and the rows left over; same arguments as the AVX-512 ones. */
+void cpu_mm_x16_q4_0_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			 float *y, size_t ldy, size_t j0, size_t j1);
+void cpu_mm_x16_q8_0_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			 float *y, size_t ldy, size_t j0, size_t j1);
 
 /* K-quant kernels of the AVX-512 set (matmul_k_avx512.c). */
 void cpu_mm_q4_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,

@@ -1,4 +1,4 @@
-/* Packing Q4_0 / Q8_0 matrices into the x16 layout (repack.h), and the
+/* Packing F32 / Q4_0 / Q8_0 matrices into the x16 layout (repack.h), and the
  * plain C matmul over it. */
 #include <string.h>
 
@@ -12,7 +12,7 @@ static size_t round64(size_t n)
 
 enum gi_type cpu_x16_act_type(enum gi_type t)
 {
-	return GI_TYPE_Q8_0;
+	return t == GI_TYPE_F32 ? GI_TYPE_F32 : GI_TYPE_Q8_0;
 }
 
 size_t cpu_x16_block_bytes(enum gi_type t)
@@ -27,6 +27,8 @@ size_t cpu_x16_scale_bytes(size_t k)
 
 size_t cpu_x16_group_bytes(enum gi_type t, size_t k)
 {
+	if (t == GI_TYPE_F32)
+		return k && k <= SIZE_MAX / (X16_ROWS * sizeof(float)) ? k * X16_ROWS * sizeof(float) : 0;
 	size_t qb = cpu_x16_block_bytes(t);
 	if (!qb || !k || k % 32)
 		return 0;
@@ -36,9 +38,10 @@ size_t cpu_x16_group_bytes(enum gi_type t, size_t k)
 size_t cpu_x16_bytes(enum gi_type t, size_t k, size_t n)
 {
 	size_t gb = cpu_x16_group_bytes(t, k);
-	if (!gb || !n || n % X16_ROWS || n / X16_ROWS > SIZE_MAX / gb)
+	if (!gb || !n || (n % X16_ROWS && t != GI_TYPE_F32) || n > SIZE_MAX - X16_ROWS)
 		return 0;
-	return n / X16_ROWS * gb;
+	size_t groups = (n + X16_ROWS - 1) / X16_ROWS;
+	return groups > SIZE_MAX / gb ? 0 : groups * gb;
 }
 
 /* Block B of packed row R's quant byte at element group step J, byte T. */
@@ -47,8 +50,27 @@ static size_t x16_qpos(size_t b, size_t qb, size_t j, size_t r, size_t t)
 	return b * qb + j * 64 + 4 * r + t;
 }
 
-void cpu_x16_pack(enum gi_type t, const void *w, size_t k, size_t g0, size_t g1, void *dst)
+/* F32: step e of group G holds element e of its 16 rows (zeros past N). */
+static void pack_f32(const float *w, size_t k, size_t n, size_t g0, size_t g1, float *dst)
 {
+	for (size_t g = g0; g < g1; g++) {
+		float *grp = dst + g * k * X16_ROWS;
+		for (size_t r = 0; r < X16_ROWS; r++) {
+			size_t row = g * X16_ROWS + r;
+			for (size_t e = 0; e < k; e++)
+				grp[e * X16_ROWS + r] = row < n ? w[row * k + e] : 0.0f;
+		}
+	}
+}
+
+void cpu_x16_pack(enum gi_type t, const void *w, size_t k, size_t n, size_t g0, size_t g1,
+		  void *dst)
+{
+	if (t == GI_TYPE_F32) {
+		pack_f32(w, k, n, g0, g1, dst);
+		return;
+	}
+
 	const size_t nb = k / 32, gb = cpu_x16_group_bytes(t, k), qb = cpu_x16_block_bytes(t);
 	const size_t wrow = gi_type_row_bytes(t, k), sb = cpu_x16_scale_bytes(k);
 
@@ -96,6 +118,19 @@ void cpu_mm_x16_scalar(enum gi_type t, const void *w, size_t k, const void *xq, 
 	const size_t nb = k / 32, gb = cpu_x16_group_bytes(t, k), sb = cpu_x16_scale_bytes(k);
 	const int32_t bias = t == GI_TYPE_Q4_0 ? 8 : 128;
 
+	if (t == GI_TYPE_F32) {
+		for (size_t i = 0; i < m; i++) {
+			const float *x = (const float *)((const uint8_t *)xq + i * xstride);
+			for (size_t j = j0; j < j1; j++) {
+				const float *grp = (const float *)((const uint8_t *)w + j / X16_ROWS * gb);
+				float acc = 0;
+				for (size_t e = 0; e < k; e++)
+					acc += grp[e * X16_ROWS + j % X16_ROWS] * x[e];
+				y[i * ldy + j] = acc;
+			}
+		}
+		return;
+	}
 	for (size_t i = 0; i < m; i++) {
 		const uint8_t *x = (const uint8_t *)xq + i * xstride;
 		const float *dx = act_d_of(x, k);
@@ -114,6 +149,12 @@ void cpu_mm_x16_scalar(enum gi_type t, const void *w, size_t k, const void *xq, 
 			y[i * ldy + j] = acc;
 		}
 	}
+}
+
+void cpu_mm_x16_f32_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			   float *y, size_t ldy, size_t j0, size_t j1)
+{
+	cpu_mm_x16_scalar(GI_TYPE_F32, w, k, xq, xstride, m, y, ldy, j0, j1);
 }
 
 void cpu_mm_x16_q4_0_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,

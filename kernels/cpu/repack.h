@@ -24,7 +24,12 @@
  *   with BIAS 8 (Q4_0) or 128 (Q8_0); the 8 steps of a block, as 8 rows of
  *   64 bytes, are an AMX B tile (K = 32) in the VNNI layout.
  *
- * Activations for both packed types are Q8_0 activation rows (the "pair"
+ * F32 (any K; N padded to 16 with zero rows): group G is K steps of 64
+ * bytes, step k = element k of rows 16G .. 16G + 15 as 16 floats, so a
+ * kernel broadcasts x[k] and multiply-adds 16 output columns at once, with
+ * no horizontal sums however short the rows are (small models).
+ *
+ * Activations for both packed quantized types are Q8_0 activation rows (the "pair"
  * format of matmul_impl.h with Q8_0's natural element order; convert them
  * with cpu_act_convert(GI_TYPE_Q8_0, ...)). Block b of an activation row: 32
  * int8 at 32b, scale act_d_of()[b], c8 = act_c8_of()[b] = -16 * sum of the
@@ -39,7 +44,8 @@
 #define X16_ROWS 16
 
 /* The weight type whose activation format (cpu_act_convert) the packed
- * kernels for weights of type T read: GI_TYPE_Q8_0 for Q4_0 and Q8_0. */
+ * kernels for weights of type T read: GI_TYPE_Q8_0 for Q4_0 and Q8_0,
+ * GI_TYPE_F32 (plain floats) for F32. */
 enum gi_type cpu_x16_act_type(enum gi_type t);
 
 /* Quant bytes of one packed block of 16 rows: 256 (Q4_0), 512 (Q8_0), 0 for
@@ -48,20 +54,23 @@ size_t cpu_x16_block_bytes(enum gi_type t);
 /* Bytes of the scale part of a group of K-element rows (64-byte multiple). */
 size_t cpu_x16_scale_bytes(size_t k);
 /* Bytes of one group of 16 packed rows of K elements; 0 if T has no packed
- * layout or K is not a multiple of 32. */
+ * layout or K is not a multiple of its block (32; 1 for F32). */
 size_t cpu_x16_group_bytes(enum gi_type t, size_t k);
 /* Bytes of a whole packed N x K matrix; 0 if it cannot be packed (type, K
- * not a multiple of 32, N not a multiple of 16, or overflow). */
+ * not a multiple of 32, N not a multiple of 16 (F32: any N, the last group
+ * padded with zero rows), or overflow). */
 size_t cpu_x16_bytes(enum gi_type t, size_t k, size_t n);
 
 /* Packs groups [G0, G1) of the GGUF-layout N x K matrix W into DST (the
  * whole packed matrix, 64-byte aligned; cpu_x16_bytes of it). Threads may
  * pack disjoint group ranges at once. */
-void cpu_x16_pack(enum gi_type t, const void *w, size_t k, size_t g0, size_t g1, void *dst);
+void cpu_x16_pack(enum gi_type t, const void *w, size_t k, size_t n, size_t g0, size_t g1,
+		  void *dst);
 
 /* Y[i * LDY + j] = dot(packed W row j, XQ row i) for i < M, J0 <= j < J1,
- * with XQ rows XSTRIDE bytes apart in the Q8_0 activation format. J0 and J1
- * are multiples of 16. The plain C reference every SIMD packed kernel is
+ * with XQ rows XSTRIDE bytes apart in the cpu_x16_act_type(T) format. J0
+ * and J1 are multiples of 16 except for F32 (any range within N). The plain
+ * C reference every SIMD packed kernel is
  * tested against, and the kernel of the scalar and AVX2 levels. */
 void cpu_mm_x16_scalar(enum gi_type t, const void *w, size_t k, const void *xq, size_t xstride,
 		       size_t m, float *y, size_t ldy, size_t j0, size_t j1);

@@ -25,6 +25,9 @@ static const struct shape shapes[] = {
 	{ 7, 32, 2080 }, { 8, 80, 512 },   { 9, 16, 32 },    { 13, 48, 352 }, { 15, 32, 128 },
 	{ 16, 64, 256 }, { 17, 48, 96 },   { 31, 32, 1056 }, { 32, 96, 512 }, { 33, 16, 64 },
 	{ 64, 64, 2048 }, { 71, 112, 320 }, { 128, 32, 256 },
+	/* AMX: every tail of a K chunk (blocks % 16 = 5, 6, 7, 13), more rows
+	 * than one 128-row pass */
+	{ 16, 16, 192 },  { 20, 16, 224 },  { 48, 32, 416 },  { 150, 48, 672 },
 };
 #define NSHAPES ((int)(sizeof(shapes) / sizeof(shapes[0])))
 
@@ -57,8 +60,8 @@ static void check_type_shape(enum gi_type t, struct shape s)
 	}
 	/* pack in two group ranges, as threads would */
 	memset(wp, 0xa5, pb);
-	cpu_x16_pack(t, w, k, 0, n / 32, wp);
-	cpu_x16_pack(t, w, k, n / 32, n / 16, wp);
+	cpu_x16_pack(t, w, k, n, 0, n / 32, wp);
+	cpu_x16_pack(t, w, k, n, n / 32, n / 16, wp);
 
 	cpu_simd_force("scalar");
 	cpu_act_convert(t, x, k, 0, m, xq);
