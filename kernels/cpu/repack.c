@@ -78,26 +78,29 @@ void cpu_x16_pack(enum gi_type t, const void *w, size_t k, size_t n, size_t g0, 
 		uint8_t *grp = (uint8_t *)dst + g * gb;
 		gi_f16 *d = (gi_f16 *)grp;
 		uint8_t *q = grp + sb;
+		const uint8_t *rows = (const uint8_t *)w + g * X16_ROWS * wrow;
 		memset(grp + nb * X16_ROWS * sizeof(gi_f16), 0, sb - nb * X16_ROWS * sizeof(gi_f16));
-		for (size_t r = 0; r < X16_ROWS; r++) {
-			const uint8_t *row = (const uint8_t *)w + (g * X16_ROWS + r) * wrow;
-			for (size_t b = 0; b < nb; b++) {
-				if (t == GI_TYPE_Q4_0) {
-					const struct block_q4_0 *blk = (const struct block_q4_0 *)row + b;
+		/* block-major, so the packed bytes are written in order */
+		if (t == GI_TYPE_Q4_0) {
+			for (size_t b = 0; b < nb; b++, q += qb)
+				for (size_t r = 0; r < X16_ROWS; r++) {
+					const struct block_q4_0 *blk = (const struct block_q4_0 *)(rows + r * wrow) + b;
 					d[b * X16_ROWS + r] = blk->d;
 					for (size_t i = 0; i < 4; i++)
-						memcpy(q + x16_qpos(b, qb, i, r, 0), blk->qs + 4 * i, 4);
-				} else {
-					const struct block_q8_0 *blk = (const struct block_q8_0 *)row + b;
+						memcpy(q + i * 64 + 4 * r, blk->qs + 4 * i, 4);
+				}
+		} else {
+			for (size_t b = 0; b < nb; b++, q += qb)
+				for (size_t r = 0; r < X16_ROWS; r++) {
+					const struct block_q8_0 *blk = (const struct block_q8_0 *)(rows + r * wrow) + b;
 					d[b * X16_ROWS + r] = blk->d;
 					for (size_t j = 0; j < 8; j++) {
 						uint32_t v;
 						memcpy(&v, blk->qs + 4 * j, 4);
 						v ^= 0x80808080u;
-						memcpy(q + x16_qpos(b, qb, j, r, 0), &v, 4);
+						memcpy(q + j * 64 + 4 * r, &v, 4);
 					}
 				}
-			}
 		}
 	}
 }
