@@ -22,6 +22,12 @@
 #define NG_MAX 2
 /* bytes ahead in the weight stream to prefetch */
 #define PREFETCH 8192
+/* int32 -> float without vcvtdq2ps (which competes with vpdpbusd for port
+ * 0): the accumulator starts at the bits of 1.5 * 2^23, so for a block sum
+ * S (|S| <= 32 * 255 * 128 < 2^22) it ends as the float 1.5 * 2^23 + S
+ * exactly, and one subtraction on either vector port leaves S. */
+#define MAGIC_I 0x4b400000
+#define MAGIC_F 12582912.0f
 
 /* The 4 activation bytes at P broadcast to all 16 lanes (folds into the
  * {1to16} memory operand of vpdpbusd). */
@@ -42,6 +48,7 @@ INLINE void x16_tile(enum gi_type t, const uint8_t *grp, size_t gb, size_t k, co
 	const size_t nb = k / 32, sb = cpu_x16_scale_bytes(k), qb = t == GI_TYPE_Q4_0 ? 256 : 512;
 	const int split = mr * ng <= 2;
 	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	const __m512 magic = _mm512_set1_ps(MAGIC_F);
 	const float *dx[MR_MAX];
 	const int32_t *c8[MR_MAX];
 	__m512 acc[NG_MAX][MR_MAX];
@@ -59,7 +66,7 @@ INLINE void x16_tile(enum gi_type t, const uint8_t *grp, size_t gb, size_t k, co
 #pragma GCC unroll 8
 		for (int i = 0; i < mr; i++) {
 			/* c8 is -16 * sum(x): the bias term is exact */
-			const int32_t c = t == GI_TYPE_Q4_0 ? c8[i][b] / 2 : c8[i][b] * 8;
+			const int32_t c = (t == GI_TYPE_Q4_0 ? c8[i][b] / 2 : c8[i][b] * 8) + MAGIC_I;
 #pragma GCC unroll 2
 			for (int g = 0; g < ng; g++) {
 				ia[g][i] = _mm512_set1_epi32(c);
@@ -106,8 +113,8 @@ INLINE void x16_tile(enum gi_type t, const uint8_t *grp, size_t gb, size_t k, co
 #pragma GCC unroll 8
 			for (int i = 0; i < mr; i++) {
 				const __m512i s = split ? _mm512_add_epi32(ia[g][i], ib[g][i]) : ia[g][i];
-				acc[g][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(dx[i][b])),
-							    acc[g][i]);
+				const __m512 f = _mm512_sub_ps(_mm512_castsi512_ps(s), magic);
+				acc[g][i] = _mm512_fmadd_ps(f, _mm512_mul_ps(dw, _mm512_set1_ps(dx[i][b])), acc[g][i]);
 			}
 		}
 	}
