@@ -282,4 +282,8 @@ const struct cpu_kernels cpu_kernels_amx = {
 		[GI_TYPE_Q4_K] = cpu_mm_q4_K_amx,
 		[GI_TYPE_Q6_K] = cpu_mm_q6_K_amx,
 	},
+	.mm_x16 = {
+		[GI_TYPE_Q4_0] = cpu_mm_x16_q4_0_amx,
+		[GI_TYPE_Q8_0] = cpu_mm_x16_q8_0_amx,
+	},
 };
