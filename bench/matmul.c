@@ -13,15 +13,20 @@
  * measured shapes. Before each type's M = 1 runs, a plain streaming read
  * of the same footprint on the same threads measures the memory roofline
  * of the moment; "%roof" is the kernel's weight bandwidth against it (on a
- * shared, busy machine the absolute numbers move, the ratio less so). */
+ * shared, busy machine the absolute numbers move, the ratio less so).
+ * "q4_0x16" and "q8_0x16" are the same weights packed by cpu_x16_pack
+ * (kernels/cpu/repack.h) and multiplied by cpu_matmul_x16_rows, so packed
+ * and GGUF layout compare in one run; their GB/s counts the packed bytes. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/repack.h"
 
 #define MAX_THREADS 8
 #define CACHE_DEFEAT (384u << 20)
@@ -33,14 +38,24 @@ static const struct shape shapes[] = { { 2048, 2048 }, { 5632, 2048 }, { 2048, 5
 #define NSHAPES 4
 static const size_t ms[] = { 1, 8, 128 };
 #define NMS 3
-static const enum gi_type types[] = {
-	GI_TYPE_Q4_0, GI_TYPE_Q8_0, GI_TYPE_Q4_K, GI_TYPE_Q6_K, GI_TYPE_F16, GI_TYPE_BF16, GI_TYPE_F32,
+/* a weight type, in the GGUF layout or packed (x16); --type matches the
+ * name in any case */
+struct kind {
+	const char *name;
+	enum gi_type t;
+	int packed;
 };
-#define NTYPES 7
+static const struct kind kinds[] = {
+	{ "Q4_0", GI_TYPE_Q4_0, 0 }, { "Q4_0x16", GI_TYPE_Q4_0, 1 }, { "Q8_0", GI_TYPE_Q8_0, 0 },
+	{ "Q8_0x16", GI_TYPE_Q8_0, 1 }, { "Q4_K", GI_TYPE_Q4_K, 0 }, { "Q6_K", GI_TYPE_Q6_K, 0 },
+	{ "F16", GI_TYPE_F16, 0 },     { "BF16", GI_TYPE_BF16, 0 },   { "F32", GI_TYPE_F32, 0 },
+};
+#define NKINDS ((int)(sizeof(kinds) / sizeof(kinds[0])))
 
 struct job {
 	int stream; /* 1: read the weight bytes instead of multiplying */
 	enum gi_type t;
+	int packed;
 	const uint8_t *w; /* current weight copy */
 	size_t n, k, m;
 	const float *x;
@@ -84,13 +99,16 @@ static void run_part(struct pool *p, int id)
 		return;
 	}
 	size_t r0 = j->m * (size_t)id / (size_t)p->nthreads, r1 = j->m * (size_t)(id + 1) / (size_t)p->nthreads;
-	cpu_act_convert(j->t, j->x, j->k, r0, r1, j->xq);
+	const enum gi_type at = j->packed ? cpu_x16_act_type(j->t) : j->t;
+	cpu_act_convert(at, j->x, j->k, r0, r1, j->xq);
 	pthread_barrier_wait(&p->mid);
 	/* split output rows on 64-row boundaries */
 	size_t chunks = (j->n + 63) / 64;
 	size_t c0 = chunks * (size_t)id / (size_t)p->nthreads, c1 = chunks * (size_t)(id + 1) / (size_t)p->nthreads;
 	size_t j0 = c0 * 64, j1 = c1 * 64 < j->n ? c1 * 64 : j->n;
-	if (j0 < j1)
+	if (j0 < j1 && j->packed)
+		cpu_matmul_x16_rows(j->t, j->w, j->k, j->xq, j->m, j->y, j->n, j0, j1);
+	else if (j0 < j1)
 		cpu_matmul_rows(j->t, j->w, j->k, j->xq, j->m, j->y, j->n, j0, j1);
 }
 
@@ -126,7 +144,7 @@ static double now(void)
 }
 
 struct result {
-	enum gi_type t;
+	const struct kind *kd;
 	size_t n, k, m;
 	int threads;
 	double sec; /* per call */
@@ -139,6 +157,12 @@ static float frand(void)
 	rng ^= rng >> 7;
 	rng ^= rng << 17;
 	return (float)(rng >> 40) / 16777216.0f * 2.0f - 1.0f;
+}
+
+/* Bytes of one N x K weight matrix of kind KD as the kernels read it. */
+static size_t matrix_bytes(const struct kind *kd, size_t n, size_t k)
+{
+	return kd->packed ? cpu_x16_bytes(kd->t, k, n) : gi_type_row_bytes(kd->t, k) * n;
 }
 
 /* Copies of an N x K weight matrix of type T: the first 64 rows are real
@@ -164,14 +188,33 @@ static uint8_t *make_weights(enum gi_type t, size_t n, size_t k, size_t copies)
 	return w;
 }
 
-static int measure(struct pool *p, enum gi_type t, struct shape s, size_t m, double min_time,
+/* The same copies packed into the x16 layout (the packer runs once, the
+ * copies repeat its output). */
+static uint8_t *make_packed(enum gi_type t, size_t n, size_t k, size_t copies)
+{
+	size_t bytes = cpu_x16_bytes(t, k, n);
+	uint8_t *src = make_weights(t, n, k, 1), *w = aligned_alloc(64, bytes * copies);
+	if (!src || !w) {
+		free(src);
+		free(w);
+		return NULL;
+	}
+	cpu_x16_pack(t, src, k, n, 0, n / 16, w);
+	for (size_t c = 1; c < copies; c++)
+		memcpy(w + c * bytes, w, bytes);
+	free(src);
+	return w;
+}
+
+static int measure(struct pool *p, const struct kind *kd, struct shape s, size_t m, double min_time,
 		   struct result *ret)
 {
-	size_t bytes = gi_type_row_bytes(t, s.k) * s.n;
+	const enum gi_type t = kd->t, at = kd->packed ? cpu_x16_act_type(t) : t;
+	size_t bytes = matrix_bytes(kd, s.n, s.k);
 	size_t copies = m <= 8 ? (CACHE_DEFEAT + bytes - 1) / bytes : 1;
-	uint8_t *w = make_weights(t, s.n, s.k, copies);
+	uint8_t *w = kd->packed ? make_packed(t, s.n, s.k, copies) : make_weights(t, s.n, s.k, copies);
 	float *x = malloc(m * s.k * sizeof(float)), *y = malloc(m * s.n * sizeof(float));
-	void *xq = aligned_alloc(64, m * cpu_act_row_bytes(t, s.k));
+	void *xq = aligned_alloc(64, m * cpu_act_row_bytes(at, s.k));
 	if (!w || !x || !y || !xq) {
 		free(w);
 		free(x);
@@ -181,7 +224,7 @@ static int measure(struct pool *p, enum gi_type t, struct shape s, size_t m, dou
 	}
 	for (size_t i = 0; i < m * s.k; i++)
 		x[i] = frand();
-	p->job = (struct job){ .t = t, .n = s.n, .k = s.k, .m = m, .x = x, .xq = xq, .y = y };
+	p->job = (struct job){ .t = t, .packed = kd->packed, .n = s.n, .k = s.k, .m = m, .x = x, .xq = xq, .y = y };
 	size_t calls = 0;
 	p->job.w = w;
 	pool_run(p); /* warm up */
@@ -192,7 +235,7 @@ static int measure(struct pool *p, enum gi_type t, struct shape s, size_t m, dou
 		calls++;
 		t1 = now();
 	} while (t1 - t0 < min_time || calls < 3);
-	*ret = (struct result){ t, s.n, s.k, m, p->nthreads, (t1 - t0) / (double)calls };
+	*ret = (struct result){ kd, s.n, s.k, m, p->nthreads, (t1 - t0) / (double)calls };
 	free(w);
 	free(x);
 	free(y);
@@ -277,26 +320,35 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	int known = !only;
+	for (int ti = 0; ti < NKINDS; ti++)
+		known |= only && !strcasecmp(only, kinds[ti].name);
+	if (!known) {
+		fprintf(stderr, "bench-matmul: --type %s: unknown (Q4_0, Q4_0x16, Q8_0, Q8_0x16, Q4_K, Q6_K, F16, BF16, F32)\n",
+			only);
+		return 2;
+	}
 	if (max_threads < 1 || max_threads > MAX_THREADS) {
 		fprintf(stderr, "bench-matmul: --threads %d: must be 1..%d\n", max_threads, MAX_THREADS);
 		return 2;
 	}
 
-	static struct result res[NTYPES][2][NMS][NSHAPES];
-	static double roof[NTYPES][2];
-	int have[NTYPES] = { 0 };
+	static struct result res[NKINDS][2][NMS][NSHAPES];
+	static double roof[NKINDS][2];
+	int have[NKINDS] = { 0 };
 	struct pool pool;
 	struct worker_arg args[MAX_THREADS];
 	int nthr[2] = { 1, max_threads }, nruns = max_threads > 1 ? 2 : 1;
 
 	if (!json)
-		printf("simd level: %s\n%-5s %-11s %4s %3s %10s %9s %9s %6s\n", cpu_simd_level(), "type", "NxK",
+		printf("simd level: %s\n%-7s %-11s %4s %3s %10s %9s %9s %6s\n", cpu_simd_level(), "type", "NxK",
 		       "M", "thr", "us/call", "GB/s", "GFLOP/s", "%roof");
 	else
 		printf("{\"simd\":\"%s\",\"results\":[", cpu_simd_level());
 	int first = 1;
-	for (int ti = 0; ti < NTYPES; ti++) {
-		if (only && strcmp(only, gi_type_name(types[ti])))
+	for (int ti = 0; ti < NKINDS; ti++) {
+		const struct kind *kd = &kinds[ti];
+		if (only && strcasecmp(only, kd->name))
 			continue;
 		have[ti] = 1;
 		for (int th = 0; th < nruns; th++) {
@@ -304,32 +356,32 @@ int main(int argc, char **argv)
 				fprintf(stderr, "bench-matmul: cannot start %d threads\n", nthr[th]);
 				return 1;
 			}
-			roof[ti][th] = measure_stream(&pool, gi_type_row_bytes(types[ti], 2048) * 5632, min_time);
+			roof[ti][th] = measure_stream(&pool, matrix_bytes(kd, 5632, 2048), min_time);
 			if (!json)
-				printf("%-5s stream read %.2f GB/s on %d thread(s)\n", gi_type_name(types[ti]),
+				printf("%-7s stream read %.2f GB/s on %d thread(s)\n", kd->name,
 				       roof[ti][th], nthr[th]);
 			for (int mi = 0; mi < NMS; mi++) {
 				for (int si = 0; si < NSHAPES; si++) {
 					struct result *r = &res[ti][th][mi][si];
-					if (measure(&pool, types[ti], shapes[si], ms[mi], min_time, r)) {
+					if (measure(&pool, kd, shapes[si], ms[mi], min_time, r)) {
 						fprintf(stderr, "bench-matmul: out of memory\n");
 						return 1;
 					}
-					double gb = (double)gi_type_row_bytes(r->t, r->k) * (double)r->n / r->sec * 1e-9;
+					double gb = (double)matrix_bytes(kd, r->n, r->k) / r->sec * 1e-9;
 					double gf = 2.0 * (double)r->m * (double)r->n * (double)r->k / r->sec * 1e-9;
 					double pct = roof[ti][th] > 0 ? 100.0 * gb / roof[ti][th] : 0.0;
 					if (json) {
 						printf("%s{\"type\":\"%s\",\"n\":%zu,\"k\":%zu,\"m\":%zu,\"threads\":%d,"
 						       "\"us\":%.1f,\"gbps\":%.2f,\"gflops\":%.1f,\"stream_gbps\":%.2f}",
-						       first ? "" : ",", gi_type_name(r->t), r->n, r->k, r->m, r->threads,
+						       first ? "" : ",", kd->name, r->n, r->k, r->m, r->threads,
 						       r->sec * 1e6, gb, gf, roof[ti][th]);
 						first = 0;
 					} else if (r->m == 1) {
-						printf("%-5s %5zux%-5zu %4zu %3d %10.1f %9.2f %9.1f %5.0f%%\n",
-						       gi_type_name(r->t), r->n, r->k, r->m, r->threads, r->sec * 1e6, gb, gf,
+						printf("%-7s %5zux%-5zu %4zu %3d %10.1f %9.2f %9.1f %5.0f%%\n",
+						       kd->name, r->n, r->k, r->m, r->threads, r->sec * 1e6, gb, gf,
 						       pct);
 					} else {
-						printf("%-5s %5zux%-5zu %4zu %3d %10.1f %9.2f %9.1f %6s\n", gi_type_name(r->t),
+						printf("%-7s %5zux%-5zu %4zu %3d %10.1f %9.2f %9.1f %6s\n", kd->name,
 						       r->n, r->k, r->m, r->threads, r->sec * 1e6, gb, gf, "-");
 					}
 					fflush(stdout);
@@ -344,26 +396,27 @@ int main(int argc, char **argv)
 	else
 		printf("\nTinyLlama layer stack (22 layers + output), tokens/s from the shapes above\n"
 		       "(roof: decode if every weight byte streamed at the measured read bandwidth):\n"
-		       "%-5s %3s %12s %8s %14s %12s\n", "type", "thr", "decode M=1", "roof", "batch M=8",
+		       "%-7s %3s %12s %8s %14s %12s\n", "type", "thr", "decode M=1", "roof", "batch M=8",
 		       "prefill M=128");
 	first = 1;
-	for (int ti = 0; ti < NTYPES; ti++) {
+	for (int ti = 0; ti < NKINDS; ti++) {
 		if (!have[ti])
 			continue;
 		for (int th = 0; th < nruns; th++) {
 			double tps[NMS];
 			for (int mi = 0; mi < NMS; mi++)
 				tps[mi] = 1.0 / tinyllama_sec(res[ti][th][mi]);
-			double row = (double)gi_type_row_bytes(types[ti], 2048), down = (double)gi_type_row_bytes(types[ti], 5632);
+			const struct kind *kd = &kinds[ti];
+			double row = (double)matrix_bytes(kd, 16, 2048) / 16, down = (double)matrix_bytes(kd, 16, 5632) / 16;
 			double token_bytes = 22 * (row * (2048 * 2 + 256 * 2 + 5632 * 2) + down * 2048) + row * 32000;
 			double roof_tps = roof[ti][th] * 1e9 / token_bytes;
 			if (json) {
 				printf("%s{\"type\":\"%s\",\"threads\":%d,\"decode_tps\":%.1f,\"roof_tps\":%.1f,"
 				       "\"batch8_tps\":%.1f,\"prefill_tps\":%.1f}",
-				       first ? "" : ",", gi_type_name(types[ti]), nthr[th], tps[0], roof_tps, tps[1], tps[2]);
+				       first ? "" : ",", kd->name, nthr[th], tps[0], roof_tps, tps[1], tps[2]);
 				first = 0;
 			} else {
-				printf("%-5s %3d %12.1f %8.1f %14.1f %12.1f\n", gi_type_name(types[ti]), nthr[th], tps[0],
+				printf("%-7s %3d %12.1f %8.1f %14.1f %12.1f\n", kd->name, nthr[th], tps[0],
 				       roof_tps, tps[1], tps[2]);
 			}
 		}
