@@ -80,7 +80,7 @@ INLINE void x16_tile(enum gi_type t, const uint8_t *grp, size_t gb, size_t k, co
 #pragma GCC unroll 4
 				for (int s = 0; s < 4; s++) {
 					_mm_prefetch((const char *)q + 64 * s + PREFETCH, _MM_HINT_T0);
-					const __m512i v = _mm512_load_si512(q + 64 * s);
+					const __m512i v = _mm512_loadu_si512(q + 64 * s);
 					const __m512i lo = _mm512_and_si512(v, m4);
 					const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
 #pragma GCC unroll 8
@@ -97,7 +97,7 @@ INLINE void x16_tile(enum gi_type t, const uint8_t *grp, size_t gb, size_t k, co
 #pragma GCC unroll 8
 				for (int s = 0; s < 8; s++) {
 					_mm_prefetch((const char *)q + 64 * s + PREFETCH, _MM_HINT_T0);
-					const __m512i v = _mm512_load_si512(q + 64 * s);
+					const __m512i v = _mm512_loadu_si512(q + 64 * s);
 #pragma GCC unroll 8
 					for (int i = 0; i < mr; i++) {
 						const uint8_t *xb = x + (size_t)i * xs + 32 * b;
@@ -109,7 +109,7 @@ INLINE void x16_tile(enum gi_type t, const uint8_t *grp, size_t gb, size_t k, co
 				}
 			}
 			const __m512 dw = _mm512_cvtph_ps(
-				_mm256_load_si256((const __m256i *)(grp + (size_t)g * gb + b * X16_ROWS * sizeof(gi_f16))));
+				_mm256_loadu_si256((const __m256i *)(grp + (size_t)g * gb + b * X16_ROWS * sizeof(gi_f16))));
 #pragma GCC unroll 8
 			for (int i = 0; i < mr; i++) {
 				const __m512i s = split ? _mm512_add_epi32(ia[g][i], ib[g][i]) : ia[g][i];
