@@ -98,6 +98,11 @@ void cpu_mm_x16_q4_0_scalar(const void *w, size_t k, const void *xq, size_t xstr
 			    float *y, size_t ldy, size_t j0, size_t j1);
 void cpu_mm_x16_q8_0_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
 			    float *y, size_t ldy, size_t j0, size_t j1);
+/* The packed Q4_K / Q6_K matmuls in plain C (repack_k.c). */
+void cpu_mm_x16_q4_K_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			    float *y, size_t ldy, size_t j0, size_t j1);
+void cpu_mm_x16_q6_K_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			    float *y, size_t ldy, size_t j0, size_t j1);
 
 extern const struct cpu_kernels cpu_kernels_scalar;
 #if !GI_NO_SIMD
@@ -144,6 +149,14 @@ void cpu_mm_x16_q4_0_amx(const void *w, size_t k, const void *xq, size_t xstride
 			 float *y, size_t ldy, size_t j0, size_t j1);
 void cpu_mm_x16_q8_0_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
 			 float *y, size_t ldy, size_t j0, size_t j1);
+
+/* Packed (x16) Q4_K / Q6_K kernels of the AVX-512 set (matmul_xk_avx512.c):
+ * any M >= 1, K % 256 == 0, J0 and J1 multiples of 16, Q8_K activation
+ * rows in natural order (repack_k.h). */
+void cpu_mm_x16_q4_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			    float *y, size_t ldy, size_t j0, size_t j1);
+void cpu_mm_x16_q6_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			    float *y, size_t ldy, size_t j0, size_t j1);
 
 /* K-quant kernels of the AVX-512 set (matmul_k_avx512.c). */
 void cpu_mm_q4_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,

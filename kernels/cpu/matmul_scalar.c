@@ -279,5 +279,7 @@ const struct cpu_kernels cpu_kernels_scalar = {
 		[GI_TYPE_F32] = cpu_mm_x16_f32_scalar,
 		[GI_TYPE_Q4_0] = cpu_mm_x16_q4_0_scalar,
 		[GI_TYPE_Q8_0] = cpu_mm_x16_q8_0_scalar,
+		[GI_TYPE_Q4_K] = cpu_mm_x16_q4_K_scalar,
+		[GI_TYPE_Q6_K] = cpu_mm_x16_q6_K_scalar,
 	},
 };

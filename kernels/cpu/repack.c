@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/matmul_impl.h"
 #include "kernels/cpu/repack.h"
+#include "kernels/cpu/repack_k.h"
 
 static size_t round64(size_t n)
 {
@@ -12,11 +13,15 @@ static size_t round64(size_t n)
 
 enum gi_type cpu_x16_act_type(enum gi_type t)
 {
+	if (cpu_xk_block_bytes(t))
+		return GI_TYPE_Q6_K;
 	return t == GI_TYPE_F32 ? GI_TYPE_F32 : GI_TYPE_Q8_0;
 }
 
 size_t cpu_x16_block_bytes(enum gi_type t)
 {
+	if (cpu_xk_block_bytes(t))
+		return cpu_xk_block_bytes(t);
 	return t == GI_TYPE_Q4_0 ? 256 : t == GI_TYPE_Q8_0 ? 512 : 0;
 }
 
@@ -27,6 +32,8 @@ size_t cpu_x16_scale_bytes(size_t k)
 
 size_t cpu_x16_group_bytes(enum gi_type t, size_t k)
 {
+	if (cpu_xk_block_bytes(t))
+		return cpu_xk_group_bytes(t, k);
 	if (t == GI_TYPE_F32)
 		return k && k <= SIZE_MAX / (X16_ROWS * sizeof(float)) ? k * X16_ROWS * sizeof(float) : 0;
 	size_t qb = cpu_x16_block_bytes(t);
@@ -68,6 +75,10 @@ void cpu_x16_pack(enum gi_type t, const void *w, size_t k, size_t n, size_t g0, 
 {
 	if (t == GI_TYPE_F32) {
 		pack_f32(w, k, n, g0, g1, dst);
+		return;
+	}
+	if (cpu_xk_block_bytes(t)) {
+		cpu_xk_pack(t, w, k, g0, g1, dst);
 		return;
 	}
 
@@ -121,6 +132,10 @@ void cpu_mm_x16_scalar(enum gi_type t, const void *w, size_t k, const void *xq, 
 	const size_t nb = k / 32, gb = cpu_x16_group_bytes(t, k), sb = cpu_x16_scale_bytes(k);
 	const int32_t bias = t == GI_TYPE_Q4_0 ? 8 : 128;
 
+	if (cpu_xk_block_bytes(t)) {
+		cpu_mm_xk_scalar(t, w, k, xq, xstride, m, y, ldy, j0, j1);
+		return;
+	}
 	if (t == GI_TYPE_F32) {
 		for (size_t i = 0; i < m; i++) {
 			const float *x = (const float *)((const uint8_t *)xq + i * xstride);

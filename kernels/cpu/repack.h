@@ -45,10 +45,12 @@
 
 /* The weight type whose activation format (cpu_act_convert) the packed
  * kernels for weights of type T read: GI_TYPE_Q8_0 for Q4_0 and Q8_0,
- * GI_TYPE_F32 (plain floats) for F32. */
+ * GI_TYPE_F32 (plain floats) for F32, GI_TYPE_Q6_K (plain Q8_K) for Q4_K and
+ * Q6_K (their layouts: repack_k.h). */
 enum gi_type cpu_x16_act_type(enum gi_type t);
 
-/* Quant bytes of one packed block of 16 rows: 256 (Q4_0), 512 (Q8_0), 0 for
+/* Quant bytes of one packed block of 16 rows: 256 (Q4_0), 512 (Q8_0), the
+ * whole 256-element super-block for Q4_K and Q6_K (repack_k.h), 0 for
  * other types. */
 size_t cpu_x16_block_bytes(enum gi_type t);
 /* Bytes of the scale part of a group of K-element rows (64-byte multiple). */

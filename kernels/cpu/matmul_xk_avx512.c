@@ -1,0 +1,271 @@
+/* AVX-512 VNNI matmuls over the packed x16 Q4_K / Q6_K layouts
+ * (repack_k.h) against plain Q8_K activation rows.
+ *
+ * One vpdpbusd multiplies a step of 16 weight rows (4 unsigned quants per
+ * lane) by 4 activation bytes broadcast to every lane, so the 16 lanes of
+ * an accumulator are 16 output columns and nothing is summed across lanes.
+ * Each sub-block runs its own int32 chain, which is then multiplied by the
+ * 16 rows' sub-block scales (vpmulld) into the super-block's int32 sum;
+ * one conversion and one FMA per super-block, activation row and group
+ * apply d (and dmin) x d_x. A weight step, unpacked once, serves every
+ * activation row of the tile (MR rows); at M = 1 the tile spans two groups
+ * instead, so the loads of two weight streams overlap.
+ *
+ * Q4_K: per pair of sub-blocks, 8 vectors hold both sub-blocks' steps in
+ * their nibbles; the mins term sum_s min_s * sum(x in s) is one vpdpwssd
+ * per sub-block on the mins (widened to two equal int16 per lane) and the
+ * activation's two bsums of the sub-block.
+ * Q6_K: per quarter (4 sub-blocks of 16), L[v], L[4 + v] and H[v] unpack
+ * to one step of each sub-block; the -32 of every quant starts each
+ * sub-block chain at -32 * bsum. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/cpu/matmul_impl.h"
+#include "kernels/cpu/repack.h"
+#include "kernels/cpu/repack_k.h"
+
+#define INLINE static inline __attribute__((always_inline))
+#define MR_MAX 4
+#define NG_MAX 2
+/* bytes ahead in the weight stream to prefetch */
+#define PREFETCH 8192
+
+/* The 4 activation bytes at P broadcast to all 16 lanes (folds into the
+ * {1to16} memory operand of vpdpbusd). */
+INLINE __m512i bcast4(const void *p)
+{
+	int32_t v;
+	memcpy(&v, p, sizeof(v));
+	return _mm512_set1_epi32(v);
+}
+
+INLINE const struct block_q8_K *xblock(const uint8_t *x, size_t xs, int i, size_t b)
+{
+	return (const struct block_q8_K *)(x + (size_t)i * xs) + b;
+}
+
+/* Q4_K: groups G .. G + NG - 1 (GRP the first, GB bytes each) x activation
+ * rows X .. X + MR - 1 (XS bytes apart) into Y (row i at Y + i * LDY,
+ * group g's 16 columns at 16 g). */
+INLINE void q4k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, size_t xs, int mr,
+		     int ng, float *y, size_t ldy)
+{
+	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	/* bytes 4L + q of a 128-bit lane L to (b, 0, b, 0): a min as two int16 */
+	const __m512i dup = _mm512_set_epi32(
+		0x800f800f, 0x800e800e, 0x800d800d, 0x800c800c, 0x800b800b, 0x800a800a, 0x80098009, 0x80088008,
+		0x80078007, 0x80068006, 0x80058005, 0x80048004, 0x80038003, 0x80028002, 0x80018001, 0x80008000);
+	__m512 acc[NG_MAX][MR_MAX];
+
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++)
+#pragma GCC unroll 2
+		for (int g = 0; g < ng; g++)
+			acc[g][i] = _mm512_setzero_ps();
+	for (size_t b = 0; b < k / QK_K; b++) {
+#pragma GCC unroll 2
+		for (int g = 0; g < ng; g++) {
+			const uint8_t *blk = grp + (size_t)g * gb + b * XK_Q4K_BLOCK;
+			__m512i isum[MR_MAX], msum[MR_MAX];
+#pragma GCC unroll 8
+			for (int i = 0; i < mr; i++) {
+				isum[i] = _mm512_setzero_si512();
+				msum[i] = _mm512_setzero_si512();
+			}
+#pragma GCC unroll 1
+			for (int p = 0; p < 4; p++) {
+				const uint8_t *q = blk + XK_Q4K_QS + 512 * p;
+				__m512i ca[MR_MAX], cb[MR_MAX];
+#pragma GCC unroll 8
+				for (int i = 0; i < mr; i++) {
+					ca[i] = _mm512_setzero_si512();
+					cb[i] = _mm512_setzero_si512();
+				}
+#pragma GCC unroll 8
+				for (int j = 0; j < 8; j++) {
+					_mm_prefetch((const char *)q + 64 * j + PREFETCH, _MM_HINT_T0);
+					const __m512i v = _mm512_loadu_si512(q + 64 * j);
+					const __m512i lo = _mm512_and_si512(v, m4);
+					const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+#pragma GCC unroll 8
+					for (int i = 0; i < mr; i++) {
+						const int8_t *xq = xblock(x, xs, i, b)->qs + 64 * p + 4 * j;
+						ca[i] = _mm512_dpbusd_epi32(ca[i], lo, bcast4(xq));
+						cb[i] = _mm512_dpbusd_epi32(cb[i], hi, bcast4(xq + 32));
+					}
+				}
+				const __m512i sa = _mm512_cvtepu8_epi32(
+					_mm_loadu_si128((const __m128i *)(blk + XK_Q4K_SCALE + 32 * p)));
+				const __m512i sb = _mm512_cvtepu8_epi32(
+					_mm_loadu_si128((const __m128i *)(blk + XK_Q4K_SCALE + 32 * p + 16)));
+				const __m512i ma = _mm512_shuffle_epi8(
+					_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + XK_Q4K_MIN + 32 * p))),
+					dup);
+				const __m512i mb = _mm512_shuffle_epi8(
+					_mm512_broadcast_i32x4(
+						_mm_loadu_si128((const __m128i *)(blk + XK_Q4K_MIN + 32 * p + 16))),
+					dup);
+#pragma GCC unroll 8
+				for (int i = 0; i < mr; i++) {
+					const int16_t *bs = xblock(x, xs, i, b)->bsums + 4 * p;
+					isum[i] = _mm512_add_epi32(isum[i], _mm512_add_epi32(_mm512_mullo_epi32(ca[i], sa),
+											 _mm512_mullo_epi32(cb[i], sb)));
+					msum[i] = _mm512_dpwssd_epi32(msum[i], ma, bcast4(bs));
+					msum[i] = _mm512_dpwssd_epi32(msum[i], mb, bcast4(bs + 2));
+				}
+			}
+			const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+			const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32)));
+#pragma GCC unroll 8
+			for (int i = 0; i < mr; i++) {
+				const __m512 t = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(msum[i]),
+								  _mm512_mul_ps(d, _mm512_cvtepi32_ps(isum[i])));
+				acc[g][i] = _mm512_fmadd_ps(t, _mm512_set1_ps(xblock(x, xs, i, b)->d), acc[g][i]);
+			}
+		}
+	}
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++)
+#pragma GCC unroll 2
+		for (int g = 0; g < ng; g++)
+			_mm512_storeu_ps(y + (size_t)i * ldy + (size_t)g * X16_ROWS, acc[g][i]);
+}
+
+/* Q6_K: as q4k_tile. */
+INLINE void q6k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, size_t xs, int mr,
+		     int ng, float *y, size_t ldy)
+{
+	const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+	__m512 acc[NG_MAX][MR_MAX];
+
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++)
+#pragma GCC unroll 2
+		for (int g = 0; g < ng; g++)
+			acc[g][i] = _mm512_setzero_ps();
+	for (size_t b = 0; b < k / QK_K; b++) {
+#pragma GCC unroll 2
+		for (int g = 0; g < ng; g++) {
+			const uint8_t *blk = grp + (size_t)g * gb + b * XK_Q6K_BLOCK;
+			__m512i isum[MR_MAX];
+#pragma GCC unroll 8
+			for (int i = 0; i < mr; i++)
+				isum[i] = _mm512_setzero_si512();
+#pragma GCC unroll 1
+			for (int a = 0; a < 4; a++) {
+				const uint8_t *q = blk + XK_Q6K_QS + XK_Q6K_QUARTER * a;
+				__m512i c[MR_MAX][4];
+#pragma GCC unroll 8
+				for (int i = 0; i < mr; i++) {
+					const int16_t *bs = xblock(x, xs, i, b)->bsums + 4 * a;
+#pragma GCC unroll 4
+					for (int s = 0; s < 4; s++)
+						c[i][s] = _mm512_set1_epi32(-32 * bs[s]);
+				}
+#pragma GCC unroll 4
+				for (int v = 0; v < 4; v++) {
+					_mm_prefetch((const char *)q + 64 * v + PREFETCH, _MM_HINT_T0);
+					_mm_prefetch((const char *)q + 64 * (v + 4) + PREFETCH, _MM_HINT_T0);
+					_mm_prefetch((const char *)q + 64 * (v + 8) + PREFETCH, _MM_HINT_T0);
+					const __m512i l0 = _mm512_loadu_si512(q + 64 * v);
+					const __m512i l1 = _mm512_loadu_si512(q + 64 * (v + 4));
+					const __m512i h = _mm512_loadu_si512(q + 64 * (v + 8));
+					/* lo nibble | (top bits & 0x30) */
+					const __m512i st[4] = {
+						_mm512_ternarylogic_epi32(_mm512_and_si512(l0, m4), _mm512_slli_epi16(h, 4),
+									  m30, 0xf8),
+						_mm512_ternarylogic_epi32(_mm512_and_si512(l1, m4), _mm512_slli_epi16(h, 2),
+									  m30, 0xf8),
+						_mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(l0, 4), m4), h,
+									  m30, 0xf8),
+						_mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4),
+									  _mm512_srli_epi16(h, 2), m30, 0xf8),
+					};
+#pragma GCC unroll 8
+					for (int i = 0; i < mr; i++) {
+						const int8_t *xq = xblock(x, xs, i, b)->qs + 64 * a + 4 * v;
+#pragma GCC unroll 4
+						for (int s = 0; s < 4; s++)
+							c[i][s] = _mm512_dpbusd_epi32(c[i][s], st[s], bcast4(xq + 16 * s));
+					}
+				}
+#pragma GCC unroll 4
+				for (int s = 0; s < 4; s++) {
+					const __m512i sc = _mm512_cvtepi8_epi32(
+						_mm_loadu_si128((const __m128i *)(blk + XK_Q6K_SCALE + 16 * (4 * a + s))));
+#pragma GCC unroll 8
+					for (int i = 0; i < mr; i++)
+						isum[i] = _mm512_add_epi32(isum[i], _mm512_mullo_epi32(c[i][s], sc));
+				}
+			}
+			const __m512 d = _mm512_loadu_ps(blk);
+#pragma GCC unroll 8
+			for (int i = 0; i < mr; i++)
+				acc[g][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i]),
+							    _mm512_mul_ps(d, _mm512_set1_ps(xblock(x, xs, i, b)->d)),
+							    acc[g][i]);
+		}
+	}
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++)
+#pragma GCC unroll 2
+		for (int g = 0; g < ng; g++)
+			_mm512_storeu_ps(y + (size_t)i * ldy + (size_t)g * X16_ROWS, acc[g][i]);
+}
+
+#define TILE(Q6, MR, NG, YI)                                                   \
+	do {                                                                   \
+		if (Q6)                                                        \
+			q6k_tile(grp, gb, k, xi, xs, MR, NG, YI, ldy);         \
+		else                                                           \
+			q4k_tile(grp, gb, k, xi, xs, MR, NG, YI, ldy);         \
+	} while (0)
+
+/* Groups outermost, so each group's weights stream from memory once and
+ * further tiles of activation rows find them in L1/L2. */
+INLINE void mm_xk(int q6, const void *w, size_t k, const void *xq, size_t xs, size_t m, float *y,
+		  size_t ldy, size_t j0, size_t j1)
+{
+	const size_t gb = cpu_xk_group_bytes(q6 ? GI_TYPE_Q6_K : GI_TYPE_Q4_K, k), g1 = j1 / X16_ROWS;
+
+	for (size_t g = j0 / X16_ROWS; g < g1;) {
+		const uint8_t *grp = (const uint8_t *)w + g * gb, *xi = xq;
+		if (m == 1 && g + 2 <= g1) {
+			TILE(q6, 1, 2, y + g * X16_ROWS);
+			g += 2;
+			continue;
+		}
+		for (size_t i = 0; i < m; i += MR_MAX) {
+			float *yi = y + i * ldy + g * X16_ROWS;
+			xi = (const uint8_t *)xq + i * xs;
+			switch (m - i >= MR_MAX ? MR_MAX : m - i) {
+			case 1:
+				TILE(q6, 1, 1, yi);
+				break;
+			case 2:
+				TILE(q6, 2, 1, yi);
+				break;
+			case 3:
+				TILE(q6, 3, 1, yi);
+				break;
+			default:
+				TILE(q6, MR_MAX, 1, yi);
+				break;
+			}
+		}
+		g++;
+	}
+}
+
+void cpu_mm_x16_q4_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m, float *y,
+			    size_t ldy, size_t j0, size_t j1)
+{
+	mm_xk(0, w, k, xq, xstride, m, y, ldy, j0, j1);
+}
+
+void cpu_mm_x16_q6_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m, float *y,
+			    size_t ldy, size_t j0, size_t j1)
+{
+	mm_xk(1, w, k, xq, xstride, m, y, ldy, j0, j1);
+}

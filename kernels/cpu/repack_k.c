@@ -1,0 +1,173 @@
+/* Packing Q4_K / Q6_K matrices into their x16 layouts (repack_k.h), and
+ * the plain C matmul over them. */
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/cpu/matmul_impl.h"
+#include "kernels/cpu/repack.h"
+#include "kernels/cpu/repack_k.h"
+
+size_t cpu_xk_block_bytes(enum gi_type t)
+{
+	return t == GI_TYPE_Q4_K ? XK_Q4K_BLOCK : t == GI_TYPE_Q6_K ? XK_Q6K_BLOCK : 0;
+}
+
+size_t cpu_xk_group_bytes(enum gi_type t, size_t k)
+{
+	const size_t qb = cpu_xk_block_bytes(t);
+	if (!qb || !k || k % QK_K || k / QK_K > SIZE_MAX / qb)
+		return 0;
+	return k / QK_K * qb;
+}
+
+/* Scale and min of sub-block J (< 8) from a Q4_K block's 12 packed bytes. */
+static void q4k_scale_min(const uint8_t *sc, int j, uint8_t *ret_scale, uint8_t *ret_min)
+{
+	if (j < 4) {
+		*ret_scale = sc[j] & 63;
+		*ret_min = sc[j + 4] & 63;
+	} else {
+		*ret_scale = (uint8_t)((sc[j + 4] & 0xf) | ((sc[j - 4] >> 6) << 4));
+		*ret_min = (uint8_t)((sc[j + 4] >> 4) | ((sc[j] >> 6) << 4));
+	}
+}
+
+/* Row R of a Q4_K group's super-block at DST from GGUF block BLK. */
+static void pack_q4k_row(const struct block_q4_K *blk, size_t r, uint8_t *dst)
+{
+	gi_f16 *d = (gi_f16 *)dst;
+	d[r] = blk->d;
+	d[X16_ROWS + r] = blk->dmin;
+	for (int s = 0; s < 8; s++)
+		q4k_scale_min(blk->scales, s, dst + XK_Q4K_SCALE + 16 * s + r, dst + XK_Q4K_MIN + 16 * s + r);
+	for (size_t p = 0; p < 4; p++)
+		for (size_t j = 0; j < 8; j++)
+			memcpy(dst + XK_Q4K_QS + 512 * p + 64 * j + 4 * r, blk->qs + 32 * p + 4 * j, 4);
+}
+
+/* Unsigned 6-bit quant (GGUF quant + 32) of element E of a Q6_K block. */
+static uint8_t q6k_quant(const struct block_q6_K *blk, size_t e)
+{
+	const size_t n = e / 128, g = e % 128 / 32, l = e % 32;
+	const uint8_t lo = (uint8_t)(blk->ql[64 * n + 32 * (g & 1) + l] >> (4 * (g >> 1)) & 0xf);
+	const uint8_t hi = (uint8_t)(blk->qh[32 * n + l] >> (2 * g) & 3);
+	return (uint8_t)(lo | hi << 4);
+}
+
+/* Byte offsets, within a packed Q6_K super-block, of the nibble of element
+ * E (in *ret_lo, high nibble if *ret_lo_shift is 4) and of its top two bits
+ * (*ret_hi, at bit *ret_hi_shift), for row R. */
+static void q6k_pos(size_t e, size_t r, size_t *ret_lo, int *ret_lo_shift, size_t *ret_hi,
+		    int *ret_hi_shift)
+{
+	const size_t a = e / 64, f = e % 64, step = f / 4, t = e % 4;
+	const size_t quarter = XK_Q6K_QS + XK_Q6K_QUARTER * a;
+	*ret_lo = quarter + 64 * (step % 8) + 4 * r + t;
+	*ret_lo_shift = step >= 8 ? 4 : 0;
+	*ret_hi = quarter + 512 + 64 * (step % 4) + 4 * r + t;
+	*ret_hi_shift = (int)(2 * (step / 4));
+}
+
+/* Row R of a Q6_K group's super-block at DST (zeroed quants) from BLK. */
+static void pack_q6k_row(const struct block_q6_K *blk, size_t r, uint8_t *dst)
+{
+	float d = gi_f16_to_f32(blk->d);
+	memcpy(dst + sizeof(float) * r, &d, sizeof(d));
+	for (size_t s = 0; s < 16; s++)
+		dst[XK_Q6K_SCALE + 16 * s + r] = (uint8_t)blk->scales[s];
+	for (size_t e = 0; e < QK_K; e++) {
+		const uint8_t q = q6k_quant(blk, e);
+		size_t lo, hi;
+		int lsh, hsh;
+		q6k_pos(e, r, &lo, &lsh, &hi, &hsh);
+		dst[lo] |= (uint8_t)((q & 0xf) << lsh);
+		dst[hi] |= (uint8_t)((q >> 4) << hsh);
+	}
+}
+
+void cpu_xk_pack(enum gi_type t, const void *w, size_t k, size_t g0, size_t g1, void *dst)
+{
+	const size_t nb = k / QK_K, qb = cpu_xk_block_bytes(t), gb = cpu_xk_group_bytes(t, k);
+	const size_t wrow = gi_type_row_bytes(t, k);
+
+	for (size_t g = g0; g < g1; g++) {
+		uint8_t *grp = (uint8_t *)dst + g * gb;
+		memset(grp, 0, gb);
+		for (size_t r = 0; r < X16_ROWS; r++) {
+			const uint8_t *row = (const uint8_t *)w + (g * X16_ROWS + r) * wrow;
+			for (size_t b = 0; b < nb; b++) {
+				if (t == GI_TYPE_Q4_K)
+					pack_q4k_row((const struct block_q4_K *)row + b, r, grp + b * qb);
+				else
+					pack_q6k_row((const struct block_q6_K *)row + b, r, grp + b * qb);
+			}
+		}
+	}
+}
+
+/* Row R's dot product with activation block X of packed super-block BLK. */
+static float dot_q4k(const uint8_t *blk, size_t r, const struct block_q8_K *x)
+{
+	const gi_f16 *d = (const gi_f16 *)blk;
+	int32_t sum = 0, msum = 0;
+	for (size_t s = 0; s < 8; s++) {
+		const uint8_t *q = blk + XK_Q4K_QS + 512 * (s / 2) + 4 * r;
+		int32_t dot = 0;
+		for (size_t e = 0; e < 32; e++) {
+			const uint8_t v = q[64 * (e / 4) + e % 4];
+			dot += ((s & 1) ? v >> 4 : v & 0xf) * x->qs[32 * s + e];
+		}
+		sum += blk[XK_Q4K_SCALE + 16 * s + r] * dot;
+		msum += blk[XK_Q4K_MIN + 16 * s + r] * (x->bsums[2 * s] + x->bsums[2 * s + 1]);
+	}
+	return x->d * (gi_f16_to_f32(d[r]) * (float)sum - gi_f16_to_f32(d[X16_ROWS + r]) * (float)msum);
+}
+
+static float dot_q6k(const uint8_t *blk, size_t r, const struct block_q8_K *x)
+{
+	int32_t sum = 0;
+	float d;
+	memcpy(&d, blk + sizeof(float) * r, sizeof(d));
+	for (size_t s = 0; s < 16; s++) {
+		int32_t dot = 0;
+		for (size_t e = 16 * s; e < 16 * s + 16; e++) {
+			size_t lo, hi;
+			int lsh, hsh;
+			q6k_pos(e, r, &lo, &lsh, &hi, &hsh);
+			const int q = (blk[lo] >> lsh & 0xf) | (blk[hi] >> hsh & 3) << 4;
+			dot += (q - 32) * x->qs[e];
+		}
+		sum += (int8_t)blk[XK_Q6K_SCALE + 16 * s + r] * dot;
+	}
+	return x->d * d * (float)sum;
+}
+
+void cpu_mm_xk_scalar(enum gi_type t, const void *w, size_t k, const void *xq, size_t xstride,
+		      size_t m, float *y, size_t ldy, size_t j0, size_t j1)
+{
+	const size_t nb = k / QK_K, qb = cpu_xk_block_bytes(t), gb = cpu_xk_group_bytes(t, k);
+
+	for (size_t i = 0; i < m; i++) {
+		const struct block_q8_K *x = (const struct block_q8_K *)((const uint8_t *)xq + i * xstride);
+		for (size_t j = j0; j < j1; j++) {
+			const uint8_t *grp = (const uint8_t *)w + j / X16_ROWS * gb;
+			float acc = 0;
+			for (size_t b = 0; b < nb; b++)
+				acc += t == GI_TYPE_Q4_K ? dot_q4k(grp + b * qb, j % X16_ROWS, x + b)
+							 : dot_q6k(grp + b * qb, j % X16_ROWS, x + b);
+			y[i * ldy + j] = acc;
+		}
+	}
+}
+
+void cpu_mm_x16_q4_K_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			    float *y, size_t ldy, size_t j0, size_t j1)
+{
+	cpu_mm_xk_scalar(GI_TYPE_Q4_K, w, k, xq, xstride, m, y, ldy, j0, j1);
+}
+
+void cpu_mm_x16_q6_K_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			    float *y, size_t ldy, size_t j0, size_t j1)
+{
+	cpu_mm_xk_scalar(GI_TYPE_Q6_K, w, k, xq, xstride, m, y, ldy, j0, j1);
+}
