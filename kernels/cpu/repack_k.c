@@ -45,22 +45,13 @@ static void pack_q4k_row(const struct block_q4_K *blk, size_t r, uint8_t *dst)
 			memcpy(dst + XK_Q4K_QS + 512 * p + 64 * j + 4 * r, blk->qs + 32 * p + 4 * j, 4);
 }
 
-/* Unsigned 6-bit quant (GGUF quant + 32) of element E of a Q6_K block. */
-static uint8_t q6k_quant(const struct block_q6_K *blk, size_t e)
-{
-	const size_t n = e / 128, g = e % 128 / 32, l = e % 32;
-	const uint8_t lo = (uint8_t)(blk->ql[64 * n + 32 * (g & 1) + l] >> (4 * (g >> 1)) & 0xf);
-	const uint8_t hi = (uint8_t)(blk->qh[32 * n + l] >> (2 * g) & 3);
-	return (uint8_t)(lo | hi << 4);
-}
-
 /* Byte offsets, within a packed Q6_K super-block, of the nibble of element
  * E (in *ret_lo, high nibble if *ret_lo_shift is 4) and of its top two bits
  * (*ret_hi, at bit *ret_hi_shift), for row R. */
 static void q6k_pos(size_t e, size_t r, size_t *ret_lo, int *ret_lo_shift, size_t *ret_hi,
 		    int *ret_hi_shift)
 {
-	const size_t a = e / 64, f = e % 64, step = f / 4, t = e % 4;
+	const size_t a = e / 64, step = e % 64 / 4, t = e % 4;
 	const size_t quarter = XK_Q6K_QS + XK_Q6K_QUARTER * a;
 	*ret_lo = quarter + 64 * (step % 8) + 4 * r + t;
 	*ret_lo_shift = step >= 8 ? 4 : 0;
@@ -68,20 +59,41 @@ static void q6k_pos(size_t e, size_t r, size_t *ret_lo, int *ret_lo_shift, size_
 	*ret_hi_shift = (int)(2 * (step / 4));
 }
 
-/* Row R of a Q6_K group's super-block at DST (zeroed quants) from BLK. */
+/* Low 4 bits (*ret_lo) and top 2 bits (*ret_hi) of the 4 quants of step
+ * ST (elements 4ST .. 4ST + 3) of a Q6_K block, one per byte. GGUF element
+ * 128n + 32g + l has its low 4 bits in ql[64n + 32(g & 1) + l] at bit
+ * 4(g >> 1), its top 2 in qh[32n + l] at bit 2g. */
+static void q6k_step(const struct block_q6_K *blk, size_t st, uint32_t *ret_lo, uint32_t *ret_hi)
+{
+	const size_t e = 4 * st, n = e / 128, g = e % 128 / 32, l = e % 32;
+	uint32_t lo, hi;
+	memcpy(&lo, blk->ql + 64 * n + 32 * (g & 1) + l, sizeof(lo));
+	memcpy(&hi, blk->qh + 32 * n + l, sizeof(hi));
+	*ret_lo = lo >> (4 * (g >> 1)) & 0x0f0f0f0fu;
+	*ret_hi = hi >> (2 * g) & 0x03030303u;
+}
+
+/* Row R of a Q6_K group's super-block at DST from BLK, each 4-byte word of
+ * the row written once. */
 static void pack_q6k_row(const struct block_q6_K *blk, size_t r, uint8_t *dst)
 {
 	float d = gi_f16_to_f32(blk->d);
 	memcpy(dst + sizeof(float) * r, &d, sizeof(d));
 	for (size_t s = 0; s < 16; s++)
 		dst[XK_Q6K_SCALE + 16 * s + r] = (uint8_t)blk->scales[s];
-	for (size_t e = 0; e < QK_K; e++) {
-		const uint8_t q = q6k_quant(blk, e);
-		size_t lo, hi;
-		int lsh, hsh;
-		q6k_pos(e, r, &lo, &lsh, &hi, &hsh);
-		dst[lo] |= (uint8_t)((q & 0xf) << lsh);
-		dst[hi] |= (uint8_t)((q >> 4) << hsh);
+	for (size_t a = 0; a < 4; a++) {
+		uint8_t *q = dst + XK_Q6K_QS + XK_Q6K_QUARTER * a + 4 * r;
+		uint32_t lo[16], hi[16];
+		for (size_t f = 0; f < 16; f++)
+			q6k_step(blk, 16 * a + f, &lo[f], &hi[f]);
+		for (size_t u = 0; u < 8; u++) {
+			const uint32_t v = lo[u] | lo[u + 8] << 4;
+			memcpy(q + 64 * u, &v, sizeof(v));
+		}
+		for (size_t v = 0; v < 4; v++) {
+			const uint32_t h = hi[v] | hi[v + 4] << 2 | hi[v + 8] << 4 | hi[v + 12] << 6;
+			memcpy(q + 512 + 64 * v, &h, sizeof(h));
+		}
 	}
 }
 
@@ -92,7 +104,6 @@ void cpu_xk_pack(enum gi_type t, const void *w, size_t k, size_t g0, size_t g1, 
 
 	for (size_t g = g0; g < g1; g++) {
 		uint8_t *grp = (uint8_t *)dst + g * gb;
-		memset(grp, 0, gb);
 		for (size_t r = 0; r < X16_ROWS; r++) {
 			const uint8_t *row = (const uint8_t *)w + (g * X16_ROWS + r) * wrow;
 			for (size_t b = 0; b < nb; b++) {
