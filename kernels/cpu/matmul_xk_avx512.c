@@ -30,6 +30,12 @@
 #define NG_MAX 2
 /* bytes ahead in the weight stream to prefetch */
 #define PREFETCH 8192
+/* int32 -> float without vcvtdq2ps (which competes with vpdpbusd for port
+ * 0): a sub-block chain starts at the bits of 1.5 * 2^23, so for its sum S
+ * (|S| < 2^19 for both types) it ends as the float 1.5 * 2^23 + S exactly,
+ * and one subtraction on either vector port leaves S. */
+#define MAGIC_I 0x4b400000
+#define MAGIC_F 12582912.0f
 
 /* The 4 activation bytes at P broadcast to all 16 lanes (folds into the
  * {1to16} memory operand of vpdpbusd). */
@@ -51,7 +57,8 @@ INLINE const struct block_q8_K *xblock(const uint8_t *x, size_t xs, int i, size_
 INLINE void q4k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, size_t xs, int mr,
 		     int ng, float *y, size_t ldy)
 {
-	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	const __m512i m4 = _mm512_set1_epi8(0x0f), magic_i = _mm512_set1_epi32(MAGIC_I);
+	const __m512 magic = _mm512_set1_ps(MAGIC_F);
 	/* bytes 4L + q of a 128-bit lane L to (b, 0, b, 0): a min as two int16 */
 	const __m512i dup = _mm512_set_epi32(
 		0x800f800f, 0x800e800e, 0x800d800d, 0x800c800c, 0x800b800b, 0x800a800a, 0x80098009, 0x80088008,
@@ -67,20 +74,20 @@ INLINE void q4k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 #pragma GCC unroll 2
 		for (int g = 0; g < ng; g++) {
 			const uint8_t *blk = grp + (size_t)g * gb + b * XK_Q4K_BLOCK;
-			__m512i isum[MR_MAX], msum[MR_MAX];
+			const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+			__m512 fs[MR_MAX];
+			__m512i ms[MR_MAX];
 #pragma GCC unroll 8
-			for (int i = 0; i < mr; i++) {
-				isum[i] = _mm512_setzero_si512();
-				msum[i] = _mm512_setzero_si512();
-			}
+			for (int i = 0; i < mr; i++)
+				fs[i] = _mm512_setzero_ps();
 #pragma GCC unroll 1
 			for (int p = 0; p < 4; p++) {
 				const uint8_t *q = blk + XK_Q4K_QS + 512 * p;
 				__m512i ca[MR_MAX], cb[MR_MAX];
 #pragma GCC unroll 8
 				for (int i = 0; i < mr; i++) {
-					ca[i] = _mm512_setzero_si512();
-					cb[i] = _mm512_setzero_si512();
+					ca[i] = magic_i;
+					cb[i] = magic_i;
 				}
 #pragma GCC unroll 8
 				for (int j = 0; j < 8; j++) {
@@ -95,32 +102,32 @@ INLINE void q4k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 						cb[i] = _mm512_dpbusd_epi32(cb[i], hi, bcast4(xq + 32));
 					}
 				}
-				const __m512i sa = _mm512_cvtepu8_epi32(
-					_mm_loadu_si128((const __m128i *)(blk + XK_Q4K_SCALE + 32 * p)));
-				const __m512i sb = _mm512_cvtepu8_epi32(
-					_mm_loadu_si128((const __m128i *)(blk + XK_Q4K_SCALE + 32 * p + 16)));
-				const __m512i ma = _mm512_shuffle_epi8(
-					_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + XK_Q4K_MIN + 32 * p))),
-					dup);
-				const __m512i mb = _mm512_shuffle_epi8(
-					_mm512_broadcast_i32x4(
-						_mm_loadu_si128((const __m128i *)(blk + XK_Q4K_MIN + 32 * p + 16))),
-					dup);
+				const __m512 sa = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+									   _mm_loadu_si128((const __m128i *)(blk + XK_Q4K_SCALE + 32 * p)))));
+				const __m512 sb = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+									   (const __m128i *)(blk + XK_Q4K_SCALE + 32 * p + 16)))));
 #pragma GCC unroll 8
 				for (int i = 0; i < mr; i++) {
-					const int16_t *bs = xblock(x, xs, i, b)->bsums + 4 * p;
-					isum[i] = _mm512_add_epi32(isum[i], _mm512_add_epi32(_mm512_mullo_epi32(ca[i], sa),
-											 _mm512_mullo_epi32(cb[i], sb)));
-					msum[i] = _mm512_dpwssd_epi32(msum[i], ma, bcast4(bs));
-					msum[i] = _mm512_dpwssd_epi32(msum[i], mb, bcast4(bs + 2));
+					fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(ca[i]), magic), sa, fs[i]);
+					fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(cb[i]), magic), sb, fs[i]);
 				}
 			}
-			const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+#pragma GCC unroll 8
+			for (int i = 0; i < mr; i++)
+				ms[i] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+			for (int s = 0; s < 8; s++) {
+				const __m512i mn = _mm512_shuffle_epi8(
+					_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + XK_Q4K_MIN + 16 * s))),
+					dup);
+#pragma GCC unroll 8
+				for (int i = 0; i < mr; i++)
+					ms[i] = _mm512_dpwssd_epi32(ms[i], mn, bcast4(xblock(x, xs, i, b)->bsums + 2 * s));
+			}
 			const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32)));
 #pragma GCC unroll 8
 			for (int i = 0; i < mr; i++) {
-				const __m512 t = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(msum[i]),
-								  _mm512_mul_ps(d, _mm512_cvtepi32_ps(isum[i])));
+				const __m512 t = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(ms[i]), fs[i]);
 				acc[g][i] = _mm512_fmadd_ps(t, _mm512_set1_ps(xblock(x, xs, i, b)->d), acc[g][i]);
 			}
 		}
@@ -137,6 +144,7 @@ INLINE void q6k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 		     int ng, float *y, size_t ldy)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+	const __m512 magic = _mm512_set1_ps(MAGIC_F);
 	__m512 acc[NG_MAX][MR_MAX];
 
 #pragma GCC unroll 8
@@ -148,10 +156,10 @@ INLINE void q6k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 #pragma GCC unroll 2
 		for (int g = 0; g < ng; g++) {
 			const uint8_t *blk = grp + (size_t)g * gb + b * XK_Q6K_BLOCK;
-			__m512i isum[MR_MAX];
+			__m512 fs[MR_MAX];
 #pragma GCC unroll 8
 			for (int i = 0; i < mr; i++)
-				isum[i] = _mm512_setzero_si512();
+				fs[i] = _mm512_setzero_ps();
 #pragma GCC unroll 1
 			for (int a = 0; a < 4; a++) {
 				const uint8_t *q = blk + XK_Q6K_QS + XK_Q6K_QUARTER * a;
@@ -161,7 +169,7 @@ INLINE void q6k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 					const int16_t *bs = xblock(x, xs, i, b)->bsums + 4 * a;
 #pragma GCC unroll 4
 					for (int s = 0; s < 4; s++)
-						c[i][s] = _mm512_set1_epi32(-32 * bs[s]);
+						c[i][s] = _mm512_set1_epi32(MAGIC_I - 32 * bs[s]);
 				}
 #pragma GCC unroll 4
 				for (int v = 0; v < 4; v++) {
@@ -192,19 +200,17 @@ INLINE void q6k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 				}
 #pragma GCC unroll 4
 				for (int s = 0; s < 4; s++) {
-					const __m512i sc = _mm512_cvtepi8_epi32(
-						_mm_loadu_si128((const __m128i *)(blk + XK_Q6K_SCALE + 16 * (4 * a + s))));
+					const __m512 sc = _mm512_mul_ps(
+						_mm512_loadu_ps(blk), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+									      (const __m128i *)(blk + XK_Q6K_SCALE + 16 * (4 * a + s))))));
 #pragma GCC unroll 8
 					for (int i = 0; i < mr; i++)
-						isum[i] = _mm512_add_epi32(isum[i], _mm512_mullo_epi32(c[i][s], sc));
+						fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(c[i][s]), magic), sc, fs[i]);
 				}
 			}
-			const __m512 d = _mm512_loadu_ps(blk);
 #pragma GCC unroll 8
 			for (int i = 0; i < mr; i++)
-				acc[g][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i]),
-							    _mm512_mul_ps(d, _mm512_set1_ps(xblock(x, xs, i, b)->d)),
-							    acc[g][i]);
+				acc[g][i] = _mm512_fmadd_ps(fs[i], _mm512_set1_ps(xblock(x, xs, i, b)->d), acc[g][i]);
 		}
 	}
 #pragma GCC unroll 8
