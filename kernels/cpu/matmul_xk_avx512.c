@@ -12,7 +12,8 @@
  * instead, so the loads of two weight streams overlap.
  *
  * Q4_K: per pair of sub-blocks, 8 vectors hold both sub-blocks' steps in
- * their nibbles; the mins term sum_s min_s * sum(x in s) is one vpdpwssd
+ * their nibbles (the high ones taken in place, as 16 x the quant, their
+ * scale divided by 16); the mins term sum_s min_s * sum(x in s) is one vpdpwssd
  * per sub-block on the mins (widened to two equal int16 per lane) and the
  * activation's two bsums of the sub-block.
  * Q6_K: per quarter (4 sub-blocks of 16), L[v], L[4 + v] and H[v] unpack
@@ -32,7 +33,7 @@
 #define PREFETCH 8192
 /* int32 -> float without vcvtdq2ps (which competes with vpdpbusd for port
  * 0): a sub-block chain starts at the bits of 1.5 * 2^23, so for its sum S
- * (|S| < 2^19 for both types) it ends as the float 1.5 * 2^23 + S exactly,
+ * (|S| < 2^20 for both types) it ends as the float 1.5 * 2^23 + S exactly,
  * and one subtraction on either vector port leaves S. */
 #define MAGIC_I 0x4b400000
 #define MAGIC_F 12582912.0f
@@ -57,7 +58,8 @@ INLINE const struct block_q8_K *xblock(const uint8_t *x, size_t xs, int i, size_
 INLINE void q4k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, size_t xs, int mr,
 		     int ng, float *y, size_t ldy)
 {
-	const __m512i m4 = _mm512_set1_epi8(0x0f), magic_i = _mm512_set1_epi32(MAGIC_I);
+	const __m512i m4 = _mm512_set1_epi8(0x0f), mf0 = _mm512_set1_epi8((char)0xf0);
+	const __m512i magic_i = _mm512_set1_epi32(MAGIC_I);
 	const __m512 magic = _mm512_set1_ps(MAGIC_F);
 	/* bytes 4L + q of a 128-bit lane L to (b, 0, b, 0): a min as two int16 */
 	const __m512i dup = _mm512_set_epi32(
@@ -94,7 +96,8 @@ INLINE void q4k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 					_mm_prefetch((const char *)q + 64 * j + PREFETCH, _MM_HINT_T0);
 					const __m512i v = _mm512_loadu_si512(q + 64 * j);
 					const __m512i lo = _mm512_and_si512(v, m4);
-					const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+					/* 16 x the high nibble: no shift on port 0 */
+					const __m512i hi = _mm512_and_si512(v, mf0);
 #pragma GCC unroll 8
 					for (int i = 0; i < mr; i++) {
 						const int8_t *xq = xblock(x, xs, i, b)->qs + 64 * p + 4 * j;
@@ -104,8 +107,9 @@ INLINE void q4k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 				}
 				const __m512 sa = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
 									   _mm_loadu_si128((const __m128i *)(blk + XK_Q4K_SCALE + 32 * p)))));
-				const __m512 sb = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
-									   (const __m128i *)(blk + XK_Q4K_SCALE + 32 * p + 16)))));
+				const __m512 sb = _mm512_mul_ps(_mm512_mul_ps(d, _mm512_set1_ps(1.0f / 16)),
+								_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+									(const __m128i *)(blk + XK_Q4K_SCALE + 32 * p + 16)))));
 #pragma GCC unroll 8
 				for (int i = 0; i < mr; i++) {
 					fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(ca[i]), magic), sa, fs[i]);
