@@ -16,9 +16,10 @@
  * scale divided by 16); the mins term sum_s min_s * sum(x in s) is one vpdpwssd
  * per sub-block on the mins (widened to two equal int16 per lane) and the
  * activation's two bsums of the sub-block.
- * Q6_K: per quarter (4 sub-blocks of 16), L[v], L[4 + v] and H[v] unpack
- * to one step of each sub-block; the -32 of every quant starts each
- * sub-block chain at -32 * bsum. */
+ * Q6_K: per quarter (4 sub-blocks of 16), L[v] and H[v] unpack to one step
+ * of sub-blocks 0 and 2, L[4 + v] and H[v] of 1 and 3 (two chains per
+ * activation row at a time); the -32 of every quant starts each sub-block
+ * chain at -32 * bsum. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -167,49 +168,49 @@ INLINE void q6k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 #pragma GCC unroll 1
 			for (int a = 0; a < 4; a++) {
 				const uint8_t *q = blk + XK_Q6K_QS + XK_Q6K_QUARTER * a;
-				__m512i c[MR_MAX][4];
-#pragma GCC unroll 8
-				for (int i = 0; i < mr; i++) {
-					const int16_t *bs = xblock(x, xs, i, b)->bsums + 4 * a;
-#pragma GCC unroll 4
-					for (int s = 0; s < 4; s++)
-						c[i][s] = _mm512_set1_epi32(MAGIC_I - 32 * bs[s]);
-				}
-#pragma GCC unroll 4
-				for (int v = 0; v < 4; v++) {
-					_mm_prefetch((const char *)q + 64 * v + PREFETCH, _MM_HINT_T0);
-					_mm_prefetch((const char *)q + 64 * (v + 4) + PREFETCH, _MM_HINT_T0);
-					_mm_prefetch((const char *)q + 64 * (v + 8) + PREFETCH, _MM_HINT_T0);
-					const __m512i l0 = _mm512_loadu_si512(q + 64 * v);
-					const __m512i l1 = _mm512_loadu_si512(q + 64 * (v + 4));
-					const __m512i h = _mm512_loadu_si512(q + 64 * (v + 8));
-					/* lo nibble | (top bits & 0x30) */
-					const __m512i st[4] = {
-						_mm512_ternarylogic_epi32(_mm512_and_si512(l0, m4), _mm512_slli_epi16(h, 4),
-									  m30, 0xf8),
-						_mm512_ternarylogic_epi32(_mm512_and_si512(l1, m4), _mm512_slli_epi16(h, 2),
-									  m30, 0xf8),
-						_mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(l0, 4), m4), h,
-									  m30, 0xf8),
-						_mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4),
-									  _mm512_srli_epi16(h, 2), m30, 0xf8),
-					};
+				/* half h: sub-blocks 4a + h (low nibbles of L[4h + v]) and
+				 * 4a + 2 + h (their high nibbles) */
+#pragma GCC unroll 2
+				for (int h = 0; h < 2; h++) {
+					const int s0 = 4 * a + h, s1 = s0 + 2;
+					__m512i c0[MR_MAX], c1[MR_MAX];
 #pragma GCC unroll 8
 					for (int i = 0; i < mr; i++) {
-						const int8_t *xq = xblock(x, xs, i, b)->qs + 64 * a + 4 * v;
-#pragma GCC unroll 4
-						for (int s = 0; s < 4; s++)
-							c[i][s] = _mm512_dpbusd_epi32(c[i][s], st[s], bcast4(xq + 16 * s));
+						const int16_t *bs = xblock(x, xs, i, b)->bsums;
+						c0[i] = _mm512_set1_epi32(MAGIC_I - 32 * bs[s0]);
+						c1[i] = _mm512_set1_epi32(MAGIC_I - 32 * bs[s1]);
 					}
-				}
 #pragma GCC unroll 4
-				for (int s = 0; s < 4; s++) {
-					const __m512 sc = _mm512_mul_ps(
-						_mm512_loadu_ps(blk), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
-									      (const __m128i *)(blk + XK_Q6K_SCALE + 16 * (4 * a + s))))));
+					for (int v = 0; v < 4; v++) {
+						const uint8_t *l = q + 64 * (4 * h + v), *hb = q + 512 + 64 * v;
+						_mm_prefetch((const char *)l + PREFETCH, _MM_HINT_T0);
+						if (!h)
+							_mm_prefetch((const char *)hb + PREFETCH, _MM_HINT_T0);
+						const __m512i lv = _mm512_loadu_si512(l), hv = _mm512_loadu_si512(hb);
+						/* low 4 bits | (top 2 bits moved to 0x30) */
+						const __m512i w0 = _mm512_ternarylogic_epi32(
+							_mm512_and_si512(lv, m4), h ? _mm512_slli_epi16(hv, 2) : _mm512_slli_epi16(hv, 4),
+							m30, 0xf8);
+						const __m512i w1 = _mm512_ternarylogic_epi32(
+							_mm512_and_si512(_mm512_srli_epi16(lv, 4), m4), h ? _mm512_srli_epi16(hv, 2) : hv,
+							m30, 0xf8);
 #pragma GCC unroll 8
-					for (int i = 0; i < mr; i++)
-						fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(c[i][s]), magic), sc, fs[i]);
+						for (int i = 0; i < mr; i++) {
+							const int8_t *xq = xblock(x, xs, i, b)->qs + 4 * v;
+							c0[i] = _mm512_dpbusd_epi32(c0[i], w0, bcast4(xq + 16 * s0));
+							c1[i] = _mm512_dpbusd_epi32(c1[i], w1, bcast4(xq + 16 * s1));
+						}
+					}
+					const __m512 d = _mm512_loadu_ps(blk);
+					const __m512 sc0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+										    (const __m128i *)(blk + XK_Q6K_SCALE + 16 * s0)))));
+					const __m512 sc1 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+										    (const __m128i *)(blk + XK_Q6K_SCALE + 16 * s1)))));
+#pragma GCC unroll 8
+					for (int i = 0; i < mr; i++) {
+						fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(c0[i]), magic), sc0, fs[i]);
+						fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(c1[i]), magic), sc1, fs[i]);
+					}
 				}
 			}
 #pragma GCC unroll 8
