@@ -2,22 +2,26 @@
  * M >= 16 activation rows (prefill, batched decode).
  *
  * A packed block of 16 weight rows is an AMX B tile with K = 32 (8 rows of
- * 64 bytes, VNNI order). Per 16 weight rows and K chunk the blocks are
- * turned into signed B tiles once (Q4_0: nibbles unpacked, minus 8; Q8_0:
- * the bias bit flipped back) with their 16 scales in float, so TDPBSSD
- * (s8 x s8) gives each block's exact dot products and no bias term is
- * left. Every 16-row activation tile then takes the chunk's blocks: A is
- * 16 activation rows x the block's 32 quants straight from the activation
- * buffer, one C tile per block, stored and scaled on AVX-512 into 16 float
- * accumulators (C * d_w * d_x). Rows that do not fill a tile go to the
- * AVX-512 packed kernel. */
+ * 64 bytes, VNNI order). Per group of 16 weight rows and K chunk the
+ * blocks are turned into signed B tiles once (Q4_0: nibbles unpacked,
+ * minus 8; Q8_0: the bias bit flipped back) with their 16 scales in float,
+ * so TDPBSSD (s8 x s8) gives each block's exact dot products and no bias
+ * term is left. Every 16-row activation tile then takes the chunk's
+ * blocks: A is 16 activation rows x the block's 32 quants straight from
+ * the activation buffer, one C tile per block, stored and scaled on
+ * AVX-512 into 16 float accumulators (C * d_w * d_x). Rows that do not
+ * fill a tile go to the AVX-512 packed kernel.
+ *
+ * What it costs (measured, SPR): per 16 x 16 x 32 block the C tile store
+ * takes longer than the multiply, and the tile loads and the scaling's
+ * loads share the load ports with it, so the kernel is bound by memory
+ * operations, not by TDPBSSD. */
 #include <immintrin.h>
 #include <string.h>
 
 #include "kernels/cpu/matmul_impl.h"
 #include "kernels/cpu/repack.h"
 
-#define INLINE static inline __attribute__((always_inline))
 #define TILE 16
 /* blocks per K chunk (a multiple of 4: the C tile ring) */
 #define CHUNK 16
@@ -40,47 +44,67 @@ static void tile_setup(void)
 	_tile_loadconfig(&cfg);
 }
 
-/* signed B tiles and float weight scales of one group's chunk */
-static __thread int8_t b_buf[CHUNK][512] __attribute__((aligned(64)));
-static __thread float dw_buf[CHUNK][TILE] __attribute__((aligned(64)));
-/* [row tile][block of the chunk][row in tile]: d_x of MBLOCK rows */
-static __thread float dx_buf[MBLOCK / TILE][CHUNK][TILE] __attribute__((aligned(64)));
-/* C tiles of the four blocks in flight */
-static __thread int32_t c_buf[4][TILE * TILE] __attribute__((aligned(64)));
+/* Per-thread scratch, initial-exec: a general-dynamic thread-local access
+ * is a __tls_get_addr call to the compiler, which it may re-issue inside
+ * the loops, clearing the accumulators' upper halves (vzeroupper) and
+ * spilling them around it. */
+struct x16_work {
+	/* signed B tiles and float weight scales of one group's chunk */
+	int8_t wq[CHUNK][512];
+	float wd[CHUNK][TILE];
+	/* [row tile][block of the chunk][row in tile]: d_x of MBLOCK rows */
+	float xd[MBLOCK / TILE][CHUNK][TILE];
+	/* C tiles of the four blocks in flight */
+	int32_t cs[4][TILE * TILE];
+};
+static __thread struct x16_work x16_work __attribute__((aligned(64), tls_model("initial-exec")));
 
-/* Blocks [B0, B0 + NBC) of group GRP into b_buf and dw_buf. */
-static void prep_group(int q4, const uint8_t *grp, size_t sb, size_t b0, size_t nbc)
+/* Blocks [B0, B0 + NBC) of group GRP into WK->wq and WK->wd. */
+static void prep_group(struct x16_work *wk, int q4, const uint8_t *grp, size_t sb, size_t b0, size_t nbc)
 {
 	const gi_f16 *d = (const gi_f16 *)grp + b0 * TILE;
 	const __m512i m4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
 	const __m512i flip = _mm512_set1_epi8((char)0x80);
 
 	for (size_t b = 0; b < nbc; b++) {
-		_mm512_store_ps(dw_buf[b], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d + b * TILE))));
+		int8_t *wq = wk->wq[b];
+		_mm512_store_ps(wk->wd[b], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d + b * TILE))));
 		if (q4) {
 			const uint8_t *q = grp + sb + (b0 + b) * 256;
 			for (int i = 0; i < 4; i++) {
 				const __m512i v = _mm512_load_si512(q + 64 * i);
 				const __m512i lo = _mm512_sub_epi8(_mm512_and_si512(v, m4), eight);
 				const __m512i hi = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), eight);
-				_mm512_store_si512(b_buf[b] + 64 * i, lo);
-				_mm512_store_si512(b_buf[b] + 64 * (i + 4), hi);
+				_mm512_store_si512(wq + 64 * i, lo);
+				_mm512_store_si512(wq + 64 * (i + 4), hi);
 			}
 		} else {
 			const uint8_t *q = grp + sb + (b0 + b) * 512;
 			for (int j = 0; j < 8; j++)
-				_mm512_store_si512(b_buf[b] + 64 * j, _mm512_xor_si512(_mm512_load_si512(q + 64 * j), flip));
+				_mm512_store_si512(wq + 64 * j, _mm512_xor_si512(_mm512_load_si512(q + 64 * j), flip));
 		}
 	}
 }
 
-/* dx_buf for rows [I0, I1) and blocks [B0, B0 + NBC). */
-static void load_dx(const uint8_t *xq, size_t xs, size_t k, size_t i0, size_t i1, size_t b0, size_t nbc)
+/* Asks for the bytes prep_group will read from GRP next (a group's chunk
+ * is a few KB in a page of its own, which the hardware prefetcher does not
+ * run into by itself). */
+static void prefetch_group(const uint8_t *grp, size_t sb, size_t qb, size_t b0, size_t nbc)
+{
+	for (size_t o = 0; o < nbc * TILE * sizeof(gi_f16); o += 64)
+		_mm_prefetch((const char *)grp + b0 * TILE * sizeof(gi_f16) + o, _MM_HINT_T1);
+	for (size_t o = 0; o < nbc * qb; o += 64)
+		_mm_prefetch((const char *)grp + sb + b0 * qb + o, _MM_HINT_T1);
+}
+
+/* WK->xd for rows [I0, I1) and blocks [B0, B0 + NBC). */
+static void load_dx(struct x16_work *wk, const uint8_t *xq, size_t xs, size_t k, size_t i0, size_t i1,
+		    size_t b0, size_t nbc)
 {
 	for (size_t i = i0; i < i1; i++) {
 		const float *d = act_d_of(xq + i * xs, k) + b0;
 		for (size_t b = 0; b < nbc; b++)
-			dx_buf[(i - i0) / TILE][b][(i - i0) % TILE] = d[b];
+			wk->xd[(i - i0) / TILE][b][(i - i0) % TILE] = d[b];
 	}
 }
 
@@ -88,36 +112,36 @@ static void load_dx(const uint8_t *xq, size_t xs, size_t k, size_t i0, size_t i1
 #define ACC_ROWS(X)                                                                                  \
 	X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 
-/* ACC += C * d_w * d_x for the block in c_buf slot S, block B of the chunk. */
-#define SCALE_ROW(r)                                                                                 \
-	a##r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c_ + TILE * (r))),            \
+/* ACC += C * d_w * d_x for block B of the chunk, its C tile in slot S. */
+#define SCALE_ROW(r)                                                                    \
+	a##r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c_ + TILE * (r))), \
 			       _mm512_mul_ps(dw_, _mm512_set1_ps(dx_[r])), a##r);
-#define SCALE(s, b)                                                                                  \
-	do {                                                                                         \
-		const int32_t *c_ = c_buf[s];                                                        \
-		const __m512 dw_ = _mm512_load_ps(dw_buf[b]);                                        \
-		const float *dx_ = dx[b];                                                            \
-		ACC_ROWS(SCALE_ROW)                                                                  \
+#define SCALE(s, b)                                                                     \
+	do {                                                                            \
+		const int32_t *c_ = wk->cs[s];                                          \
+		const __m512 dw_ = _mm512_load_ps(wk->wd[b]);                           \
+		const float *dx_ = dx[b];                                               \
+		ACC_ROWS(SCALE_ROW)                                                     \
 	} while (0)
 
-/* Block B of the chunk through A tile AT, B tile BT into C tile 4 + S,
- * stored to c_buf slot S. Tile numbers must be literals. */
-#define PRODUCT(at, bt, ct, s, b)                                                                    \
-	do {                                                                                         \
-		_tile_loadd(at, x + 32 * (b), (long)xs);                                             \
-		_tile_loadd(bt, b_buf[b], 64);                                                       \
-		_tile_zero(ct);                                                                      \
-		_tile_dpbssd(ct, at, bt);                                                            \
-		_tile_stored(ct, c_buf[s], 64);                                                      \
+/* Block B of the chunk through A tile AT, B tile BT into C tile CT, stored
+ * to C slot S. Tile numbers must be literals. */
+#define PRODUCT(at, bt, ct, s, b)                                                       \
+	do {                                                                            \
+		_tile_loadd(at, x + 32 * (b), (long)xs);                                \
+		_tile_loadd(bt, wk->wq[b], 64);                                         \
+		_tile_zero(ct);                                                         \
+		_tile_dpbssd(ct, at, bt);                                               \
+		_tile_stored(ct, wk->cs[s], 64);                                        \
 	} while (0)
 
 /* 16 activation rows at X (XS bytes apart, X at the chunk's first block)
  * x one group's NBC prepared blocks into Y (16 x 16, LDY apart): adds to Y
  * unless FIRST. DX: the chunk's d_x of these rows. Block b's scaling runs
- * after the products of b + 1 and b + 2 are issued, so the C tile store has
- * landed when its rows are read back. */
-static void tile_run(const uint8_t *x, size_t xs, const float (*dx)[TILE], size_t nbc, float *y, size_t ldy,
-		     int first)
+ * after the products of b + 1 and b + 2 are issued (four C tiles and
+ * slots in a ring), so its tile store is done when its rows are read. */
+static void tile_run(struct x16_work *wk, const uint8_t *x, size_t xs, const float (*dx)[TILE], size_t nbc,
+		     float *y, size_t ldy, int first)
 {
 #define ACC_DECL(r) __m512 a##r = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + (size_t)(r) * ldy);
 	ACC_ROWS(ACC_DECL)
@@ -187,8 +211,9 @@ static void mm_x16_amx(int q4, enum gi_type t, const void *w, size_t k, const vo
 {
 	const cpu_mm_fn fallback = cpu_kernels_avx512.mm_x16[t];
 	const size_t nb = k / 32, gb = cpu_x16_group_bytes(t, k), sb = cpu_x16_scale_bytes(k);
-	const size_t mt = m / TILE * TILE;
+	const size_t qb = cpu_x16_block_bytes(t), mt = m / TILE * TILE;
 	const uint8_t *x = xq;
+	struct x16_work *wk = &x16_work;
 
 	if (mt == 0) {
 		fallback(w, k, xq, xs, m, y, ldy, j0, j1);
@@ -199,11 +224,16 @@ static void mm_x16_amx(int q4, enum gi_type t, const void *w, size_t k, const vo
 		const size_t i1 = mt - i0 < MBLOCK ? mt : i0 + MBLOCK;
 		for (size_t b0 = 0; b0 < nb; b0 += CHUNK) {
 			const size_t nbc = nb - b0 < CHUNK ? nb - b0 : CHUNK;
-			load_dx(x, xs, k, i0, i1, b0, nbc);
+			load_dx(wk, x, xs, k, i0, i1, b0, nbc);
 			for (size_t j = j0; j < j1; j += TILE) {
-				prep_group(q4, (const uint8_t *)w + j / TILE * gb, sb, b0, nbc);
+				prep_group(wk, q4, (const uint8_t *)w + j / TILE * gb, sb, b0, nbc);
+				if (j + TILE < j1)
+					prefetch_group((const uint8_t *)w + (j / TILE + 1) * gb, sb, qb, b0, nbc);
+				else if (b0 + CHUNK < nb)
+					prefetch_group((const uint8_t *)w + j0 / TILE * gb, sb, qb, b0 + CHUNK,
+						       nb - b0 - CHUNK < CHUNK ? nb - b0 - CHUNK : CHUNK);
 				for (size_t i = i0; i < i1; i += TILE)
-					tile_run(x + i * xs + 32 * b0, xs, dx_buf[(i - i0) / TILE], nbc,
+					tile_run(wk, x + i * xs + 32 * b0, xs, wk->xd[(i - i0) / TILE], nbc,
 						 y + i * ldy + j, ldy, b0 == 0);
 			}
 		}
