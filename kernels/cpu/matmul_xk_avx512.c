@@ -4,21 +4,23 @@
  * One vpdpbusd multiplies a step of 16 weight rows (4 unsigned quants per
  * lane) by 4 activation bytes broadcast to every lane, so the 16 lanes of
  * an accumulator are 16 output columns and nothing is summed across lanes.
- * Each sub-block runs its own int32 chain, which is then multiplied by the
- * 16 rows' sub-block scales (vpmulld) into the super-block's int32 sum;
- * one conversion and one FMA per super-block, activation row and group
- * apply d (and dmin) x d_x. A weight step, unpacked once, serves every
- * activation row of the tile (MR rows); at M = 1 the tile spans two groups
- * instead, so the loads of two weight streams overlap.
+ * Each sub-block runs its own int32 chain, which ends as a float by the
+ * 1.5 * 2^23 bias (below) and is multiplied by the 16 rows' d x sub-block
+ * scale in one FMA (no vpmulld or vcvtdq2ps: they share port 0 with
+ * vpdpbusd) into the super-block's float sum, scaled by d_x into Y once
+ * per super-block. A weight step, unpacked once, serves every activation
+ * row of the tile (MR rows); at M = 1 the tile spans two groups instead,
+ * so the loads of two weight streams overlap.
  *
  * Q4_K: per pair of sub-blocks, 8 vectors hold both sub-blocks' steps in
  * their nibbles (the high ones taken in place, as 16 x the quant, their
  * scale divided by 16); the mins term sum_s min_s * sum(x in s) is one vpdpwssd
  * per sub-block on the mins (widened to two equal int16 per lane) and the
  * activation's two bsums of the sub-block.
- * Q6_K: per quarter (4 sub-blocks of 16), L[v] and H[v] unpack to one step
- * of sub-blocks 0 and 2, L[4 + v] and H[v] of 1 and 3 (two chains per
- * activation row at a time); the -32 of every quant starts each sub-block
+ * Q6_K: per quarter (4 sub-blocks of 16), sub-block j's 4 steps come from
+ * a nibble of L[4(j & 1) + v] and a 2-bit field of H[v], v < 4 (each L
+ * vector read twice, each H four times, from L1), so each activation row
+ * has one chain at a time; the -32 of every quant starts each sub-block
  * chain at -32 * bsum. */
 #include <immintrin.h>
 #include <string.h>
@@ -28,7 +30,7 @@
 #include "kernels/cpu/repack_k.h"
 
 #define INLINE static inline __attribute__((always_inline))
-#define MR_MAX 4
+#define MR_MAX 8
 #define NG_MAX 2
 /* bytes ahead in the weight stream to prefetch */
 #define PREFETCH 8192
@@ -46,6 +48,14 @@ INLINE __m512i bcast4(const void *p)
 	int32_t v;
 	memcpy(&v, p, sizeof(v));
 	return _mm512_set1_epi32(v);
+}
+
+/* Row I, group G's 16 columns of the output tile Y: the float accumulators
+ * live there (one load and store per super-block), leaving the registers
+ * to the int32 chains of 8 activation rows. */
+INLINE float *yrow(float *y, size_t ldy, int i, int g)
+{
+	return y + (size_t)i * ldy + (size_t)g * X16_ROWS;
 }
 
 INLINE const struct block_q8_K *xblock(const uint8_t *x, size_t xs, int i, size_t b)
@@ -66,13 +76,12 @@ INLINE void q4k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 	const __m512i dup = _mm512_set_epi32(
 		0x800f800f, 0x800e800e, 0x800d800d, 0x800c800c, 0x800b800b, 0x800a800a, 0x80098009, 0x80088008,
 		0x80078007, 0x80068006, 0x80058005, 0x80048004, 0x80038003, 0x80028002, 0x80018001, 0x80008000);
-	__m512 acc[NG_MAX][MR_MAX];
 
 #pragma GCC unroll 8
 	for (int i = 0; i < mr; i++)
 #pragma GCC unroll 2
 		for (int g = 0; g < ng; g++)
-			acc[g][i] = _mm512_setzero_ps();
+			_mm512_storeu_ps(yrow(y, ldy, i, g), _mm512_setzero_ps());
 	for (size_t b = 0; b < k / QK_K; b++) {
 #pragma GCC unroll 2
 		for (int g = 0; g < ng; g++) {
@@ -133,15 +142,11 @@ INLINE void q4k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 #pragma GCC unroll 8
 			for (int i = 0; i < mr; i++) {
 				const __m512 t = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(ms[i]), fs[i]);
-				acc[g][i] = _mm512_fmadd_ps(t, _mm512_set1_ps(xblock(x, xs, i, b)->d), acc[g][i]);
+				float *yi = yrow(y, ldy, i, g);
+				_mm512_storeu_ps(yi, _mm512_fmadd_ps(t, _mm512_set1_ps(xblock(x, xs, i, b)->d), _mm512_loadu_ps(yi)));
 			}
 		}
 	}
-#pragma GCC unroll 8
-	for (int i = 0; i < mr; i++)
-#pragma GCC unroll 2
-		for (int g = 0; g < ng; g++)
-			_mm512_storeu_ps(y + (size_t)i * ldy + (size_t)g * X16_ROWS, acc[g][i]);
 }
 
 /* Q6_K: as q4k_tile. */
@@ -150,13 +155,12 @@ INLINE void q6k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
 	const __m512 magic = _mm512_set1_ps(MAGIC_F);
-	__m512 acc[NG_MAX][MR_MAX];
 
 #pragma GCC unroll 8
 	for (int i = 0; i < mr; i++)
 #pragma GCC unroll 2
 		for (int g = 0; g < ng; g++)
-			acc[g][i] = _mm512_setzero_ps();
+			_mm512_storeu_ps(yrow(y, ldy, i, g), _mm512_setzero_ps());
 	for (size_t b = 0; b < k / QK_K; b++) {
 #pragma GCC unroll 2
 		for (int g = 0; g < ng; g++) {
@@ -168,61 +172,51 @@ INLINE void q6k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 #pragma GCC unroll 1
 			for (int a = 0; a < 4; a++) {
 				const uint8_t *q = blk + XK_Q6K_QS + XK_Q6K_QUARTER * a;
-				/* half h: sub-blocks 4a + h (low nibbles of L[4h + v]) and
-				 * 4a + 2 + h (their high nibbles) */
-#pragma GCC unroll 2
-				for (int h = 0; h < 2; h++) {
-					const int s0 = 4 * a + h, s1 = s0 + 2;
-					__m512i c0[MR_MAX], c1[MR_MAX];
+				/* sub-block 4a + j: nibble j >> 1 of L[4(j & 1) + v], field j
+				 * of H[v], one chain per activation row */
+#pragma GCC unroll 4
+				for (int j = 0; j < 4; j++) {
+					const int sb = 4 * a + j;
+					__m512i c[MR_MAX];
 #pragma GCC unroll 8
-					for (int i = 0; i < mr; i++) {
-						const int16_t *bs = xblock(x, xs, i, b)->bsums;
-						c0[i] = _mm512_set1_epi32(MAGIC_I - 32 * bs[s0]);
-						c1[i] = _mm512_set1_epi32(MAGIC_I - 32 * bs[s1]);
-					}
+					for (int i = 0; i < mr; i++)
+						c[i] = _mm512_set1_epi32(MAGIC_I - 32 * xblock(x, xs, i, b)->bsums[sb]);
 #pragma GCC unroll 4
 					for (int v = 0; v < 4; v++) {
-						const uint8_t *l = q + 64 * (4 * h + v), *hb = q + 512 + 64 * v;
-						_mm_prefetch((const char *)l + PREFETCH, _MM_HINT_T0);
-						if (!h)
+						const uint8_t *l = q + 64 * (4 * (j & 1) + v), *hb = q + 512 + 64 * v;
+						if (j < 2)
+							_mm_prefetch((const char *)l + PREFETCH, _MM_HINT_T0);
+						if (!j)
 							_mm_prefetch((const char *)hb + PREFETCH, _MM_HINT_T0);
 						const __m512i lv = _mm512_loadu_si512(l), hv = _mm512_loadu_si512(hb);
+						const __m512i lo = _mm512_and_si512(j >> 1 ? _mm512_srli_epi16(lv, 4) : lv, m4);
+						const __m512i hs = j == 0 ? _mm512_slli_epi16(hv, 4)
+								 : j == 1 ? _mm512_slli_epi16(hv, 2)
+								 : j == 2 ? hv
+									  : _mm512_srli_epi16(hv, 2);
 						/* low 4 bits | (top 2 bits moved to 0x30) */
-						const __m512i w0 = _mm512_ternarylogic_epi32(
-							_mm512_and_si512(lv, m4), h ? _mm512_slli_epi16(hv, 2) : _mm512_slli_epi16(hv, 4),
-							m30, 0xf8);
-						const __m512i w1 = _mm512_ternarylogic_epi32(
-							_mm512_and_si512(_mm512_srli_epi16(lv, 4), m4), h ? _mm512_srli_epi16(hv, 2) : hv,
-							m30, 0xf8);
+						const __m512i w = _mm512_ternarylogic_epi32(lo, hs, m30, 0xf8);
 #pragma GCC unroll 8
-						for (int i = 0; i < mr; i++) {
-							const int8_t *xq = xblock(x, xs, i, b)->qs + 4 * v;
-							c0[i] = _mm512_dpbusd_epi32(c0[i], w0, bcast4(xq + 16 * s0));
-							c1[i] = _mm512_dpbusd_epi32(c1[i], w1, bcast4(xq + 16 * s1));
-						}
+						for (int i = 0; i < mr; i++)
+							c[i] = _mm512_dpbusd_epi32(c[i], w,
+										   bcast4(xblock(x, xs, i, b)->qs + 16 * sb + 4 * v));
 					}
-					const __m512 d = _mm512_loadu_ps(blk);
-					const __m512 sc0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
-										    (const __m128i *)(blk + XK_Q6K_SCALE + 16 * s0)))));
-					const __m512 sc1 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
-										    (const __m128i *)(blk + XK_Q6K_SCALE + 16 * s1)))));
+					const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(blk),
+									_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+										(const __m128i *)(blk + XK_Q6K_SCALE + 16 * sb)))));
 #pragma GCC unroll 8
-					for (int i = 0; i < mr; i++) {
-						fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(c0[i]), magic), sc0, fs[i]);
-						fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(c1[i]), magic), sc1, fs[i]);
-					}
+					for (int i = 0; i < mr; i++)
+						fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(c[i]), magic), sc, fs[i]);
 				}
 			}
 #pragma GCC unroll 8
-			for (int i = 0; i < mr; i++)
-				acc[g][i] = _mm512_fmadd_ps(fs[i], _mm512_set1_ps(xblock(x, xs, i, b)->d), acc[g][i]);
+			for (int i = 0; i < mr; i++) {
+				float *yi = yrow(y, ldy, i, g);
+				_mm512_storeu_ps(yi, _mm512_fmadd_ps(fs[i], _mm512_set1_ps(xblock(x, xs, i, b)->d),
+								     _mm512_loadu_ps(yi)));
+			}
 		}
 	}
-#pragma GCC unroll 8
-	for (int i = 0; i < mr; i++)
-#pragma GCC unroll 2
-		for (int g = 0; g < ng; g++)
-			_mm512_storeu_ps(y + (size_t)i * ldy + (size_t)g * X16_ROWS, acc[g][i]);
 }
 
 #define TILE(Q6, MR, NG, YI)                                                   \
@@ -259,6 +253,18 @@ INLINE void mm_xk(int q6, const void *w, size_t k, const void *xq, size_t xs, si
 				break;
 			case 3:
 				TILE(q6, 3, 1, yi);
+				break;
+			case 4:
+				TILE(q6, 4, 1, yi);
+				break;
+			case 5:
+				TILE(q6, 5, 1, yi);
+				break;
+			case 6:
+				TILE(q6, 6, 1, yi);
+				break;
+			case 7:
+				TILE(q6, 7, 1, yi);
 				break;
 			default:
 				TILE(q6, MR_MAX, 1, yi);
