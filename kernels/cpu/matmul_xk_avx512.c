@@ -32,6 +32,8 @@
 #define INLINE static inline __attribute__((always_inline))
 #define MR_MAX 8
 #define NG_MAX 2
+/* super-blocks of a group per pass over the activation rows */
+#define KSPAN 8
 /* bytes ahead in the weight stream to prefetch */
 #define PREFETCH 8192
 /* int32 -> float without vcvtdq2ps (which competes with vpdpbusd for port
@@ -63,11 +65,12 @@ INLINE const struct block_q8_K *xblock(const uint8_t *x, size_t xs, int i, size_
 	return (const struct block_q8_K *)(x + (size_t)i * xs) + b;
 }
 
-/* Q4_K: groups G .. G + NG - 1 (GRP the first, GB bytes each) x activation
- * rows X .. X + MR - 1 (XS bytes apart) into Y (row i at Y + i * LDY,
- * group g's 16 columns at 16 g). */
-INLINE void q4k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, size_t xs, int mr,
-		     int ng, float *y, size_t ldy)
+/* Q4_K: super-blocks [B0, B1) of groups G .. G + NG - 1 (GRP the first, GB
+ * bytes each) x activation rows X .. X + MR - 1 (XS bytes apart), added to
+ * Y (row i at Y + i * LDY, group g's 16 columns at 16 g; zeroed first
+ * when B0 is 0). */
+INLINE void q4k_tile(const uint8_t *grp, size_t gb, size_t b0, size_t b1, const uint8_t *x, size_t xs,
+		     int mr, int ng, float *y, size_t ldy)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f), mf0 = _mm512_set1_epi8((char)0xf0);
 	const __m512i magic_i = _mm512_set1_epi32(MAGIC_I);
@@ -78,11 +81,11 @@ INLINE void q4k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 		0x80078007, 0x80068006, 0x80058005, 0x80048004, 0x80038003, 0x80028002, 0x80018001, 0x80008000);
 
 #pragma GCC unroll 8
-	for (int i = 0; i < mr; i++)
+	for (int i = 0; b0 == 0 && i < mr; i++)
 #pragma GCC unroll 2
 		for (int g = 0; g < ng; g++)
 			_mm512_storeu_ps(yrow(y, ldy, i, g), _mm512_setzero_ps());
-	for (size_t b = 0; b < k / QK_K; b++) {
+	for (size_t b = b0; b < b1; b++) {
 #pragma GCC unroll 2
 		for (int g = 0; g < ng; g++) {
 			const uint8_t *blk = grp + (size_t)g * gb + b * XK_Q4K_BLOCK;
@@ -150,18 +153,18 @@ INLINE void q4k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 }
 
 /* Q6_K: as q4k_tile. */
-INLINE void q6k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, size_t xs, int mr,
-		     int ng, float *y, size_t ldy)
+INLINE void q6k_tile(const uint8_t *grp, size_t gb, size_t b0, size_t b1, const uint8_t *x, size_t xs,
+		     int mr, int ng, float *y, size_t ldy)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
 	const __m512 magic = _mm512_set1_ps(MAGIC_F);
 
 #pragma GCC unroll 8
-	for (int i = 0; i < mr; i++)
+	for (int i = 0; b0 == 0 && i < mr; i++)
 #pragma GCC unroll 2
 		for (int g = 0; g < ng; g++)
 			_mm512_storeu_ps(yrow(y, ldy, i, g), _mm512_setzero_ps());
-	for (size_t b = 0; b < k / QK_K; b++) {
+	for (size_t b = b0; b < b1; b++) {
 #pragma GCC unroll 2
 		for (int g = 0; g < ng; g++) {
 			const uint8_t *blk = grp + (size_t)g * gb + b * XK_Q6K_BLOCK;
@@ -219,56 +222,62 @@ INLINE void q6k_tile(const uint8_t *grp, size_t gb, size_t k, const uint8_t *x, 
 	}
 }
 
-#define TILE(Q6, MR, NG, YI)                                                   \
-	do {                                                                   \
-		if (Q6)                                                        \
-			q6k_tile(grp, gb, k, xi, xs, MR, NG, YI, ldy);         \
-		else                                                           \
-			q4k_tile(grp, gb, k, xi, xs, MR, NG, YI, ldy);         \
+#define TILE(Q6, MR, NG, YI)                                                        \
+	do {                                                                        \
+		if (Q6)                                                             \
+			q6k_tile(grp, gb, b0, b1, xi, xs, MR, NG, YI, ldy);         \
+		else                                                                \
+			q4k_tile(grp, gb, b0, b1, xi, xs, MR, NG, YI, ldy);         \
 	} while (0)
 
-/* Groups outermost, so each group's weights stream from memory once and
- * further tiles of activation rows find them in L1/L2. */
+/* Groups outermost, so each group's weights stream from memory once; each
+ * group in spans of KSPAN super-blocks (at most 27 KB of weights) that the
+ * tiles of activation rows after the first find in L1. */
 INLINE void mm_xk(int q6, const void *w, size_t k, const void *xq, size_t xs, size_t m, float *y,
 		  size_t ldy, size_t j0, size_t j1)
 {
 	const size_t gb = cpu_xk_group_bytes(q6 ? GI_TYPE_Q6_K : GI_TYPE_Q4_K, k), g1 = j1 / X16_ROWS;
+	const size_t nb = k / QK_K;
 
 	for (size_t g = j0 / X16_ROWS; g < g1;) {
 		const uint8_t *grp = (const uint8_t *)w + g * gb, *xi = xq;
 		if (m == 1 && g + 2 <= g1) {
+			const size_t b0 = 0, b1 = nb;
 			TILE(q6, 1, 2, y + g * X16_ROWS);
 			g += 2;
 			continue;
 		}
-		for (size_t i = 0; i < m; i += MR_MAX) {
-			float *yi = y + i * ldy + g * X16_ROWS;
-			xi = (const uint8_t *)xq + i * xs;
-			switch (m - i >= MR_MAX ? MR_MAX : m - i) {
-			case 1:
-				TILE(q6, 1, 1, yi);
-				break;
-			case 2:
-				TILE(q6, 2, 1, yi);
-				break;
-			case 3:
-				TILE(q6, 3, 1, yi);
-				break;
-			case 4:
-				TILE(q6, 4, 1, yi);
-				break;
-			case 5:
-				TILE(q6, 5, 1, yi);
-				break;
-			case 6:
-				TILE(q6, 6, 1, yi);
-				break;
-			case 7:
-				TILE(q6, 7, 1, yi);
-				break;
-			default:
-				TILE(q6, MR_MAX, 1, yi);
-				break;
+		for (size_t b0 = 0, b1; b0 < nb; b0 = b1) {
+			b1 = m <= MR_MAX || nb - b0 <= KSPAN ? nb : b0 + KSPAN;
+			for (size_t i = 0; i < m; i += MR_MAX) {
+				float *yi = y + i * ldy + g * X16_ROWS;
+				xi = (const uint8_t *)xq + i * xs;
+				switch (m - i >= MR_MAX ? MR_MAX : m - i) {
+				case 1:
+					TILE(q6, 1, 1, yi);
+					break;
+				case 2:
+					TILE(q6, 2, 1, yi);
+					break;
+				case 3:
+					TILE(q6, 3, 1, yi);
+					break;
+				case 4:
+					TILE(q6, 4, 1, yi);
+					break;
+				case 5:
+					TILE(q6, 5, 1, yi);
+					break;
+				case 6:
+					TILE(q6, 6, 1, yi);
+					break;
+				case 7:
+					TILE(q6, 7, 1, yi);
+					break;
+				default:
+					TILE(q6, MR_MAX, 1, yi);
+					break;
+				}
 			}
 		}
 		g++;
