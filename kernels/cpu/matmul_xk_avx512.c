@@ -52,183 +52,168 @@ INLINE __m512i bcast4(const void *p)
 	return _mm512_set1_epi32(v);
 }
 
-/* Row I, group G's 16 columns of the output tile Y: the float accumulators
- * live there (one load and store per super-block), leaving the registers
- * to the int32 chains of 8 activation rows. */
-INLINE float *yrow(float *y, size_t ldy, int i, int g)
-{
-	return y + (size_t)i * ldy + (size_t)g * X16_ROWS;
-}
-
 INLINE const struct block_q8_K *xblock(const uint8_t *x, size_t xs, int i, size_t b)
 {
 	return (const struct block_q8_K *)(x + (size_t)i * xs) + b;
 }
 
-/* Q4_K: super-blocks [B0, B1) of groups G .. G + NG - 1 (GRP the first, GB
- * bytes each) x activation rows X .. X + MR - 1 (XS bytes apart), added to
- * Y (row i at Y + i * LDY, group g's 16 columns at 16 g; zeroed first
- * when B0 is 0). */
-INLINE void q4k_tile(const uint8_t *grp, size_t gb, size_t b0, size_t b1, const uint8_t *x, size_t xs,
-		     int mr, int ng, float *y, size_t ldy)
+/* Q4_K super-block BLK of one group x super-block B of activation rows
+ * 0 .. MR - 1 (X, XS bytes apart), added to Y (row i at Y + i * LDY). */
+INLINE void q4k_block(const uint8_t *blk, const uint8_t *x, size_t xs, size_t b, int mr, float *y,
+		      size_t ldy)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f), mf0 = _mm512_set1_epi8((char)0xf0);
 	const __m512i magic_i = _mm512_set1_epi32(MAGIC_I);
-	const __m512 magic = _mm512_set1_ps(MAGIC_F);
+	const __m512 magic = _mm512_set1_ps(MAGIC_F), d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
 	/* bytes 4L + q of a 128-bit lane L to (b, 0, b, 0): a min as two int16 */
 	const __m512i dup = _mm512_set_epi32(
 		0x800f800f, 0x800e800e, 0x800d800d, 0x800c800c, 0x800b800b, 0x800a800a, 0x80098009, 0x80088008,
 		0x80078007, 0x80068006, 0x80058005, 0x80048004, 0x80038003, 0x80028002, 0x80018001, 0x80008000);
+	__m512 fs[MR_MAX];
+	__m512i ms[MR_MAX];
 
 #pragma GCC unroll 8
-	for (int i = 0; b0 == 0 && i < mr; i++)
-#pragma GCC unroll 2
-		for (int g = 0; g < ng; g++)
-			_mm512_storeu_ps(yrow(y, ldy, i, g), _mm512_setzero_ps());
-	for (size_t b = b0; b < b1; b++) {
-#pragma GCC unroll 2
-		for (int g = 0; g < ng; g++) {
-			const uint8_t *blk = grp + (size_t)g * gb + b * XK_Q4K_BLOCK;
-			const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
-			__m512 fs[MR_MAX];
-			__m512i ms[MR_MAX];
-#pragma GCC unroll 8
-			for (int i = 0; i < mr; i++)
-				fs[i] = _mm512_setzero_ps();
+	for (int i = 0; i < mr; i++)
+		fs[i] = _mm512_setzero_ps();
 #pragma GCC unroll 1
-			for (int p = 0; p < 4; p++) {
-				const uint8_t *q = blk + XK_Q4K_QS + 512 * p;
-				__m512i ca[MR_MAX], cb[MR_MAX];
+	for (int p = 0; p < 4; p++) {
+		const uint8_t *q = blk + XK_Q4K_QS + 512 * p, *sc = blk + XK_Q4K_SCALE + 32 * p;
+		__m512i ca[MR_MAX], cb[MR_MAX];
 #pragma GCC unroll 8
-				for (int i = 0; i < mr; i++) {
-					ca[i] = magic_i;
-					cb[i] = magic_i;
-				}
+		for (int i = 0; i < mr; i++) {
+			ca[i] = magic_i;
+			cb[i] = magic_i;
+		}
 #pragma GCC unroll 8
-				for (int j = 0; j < 8; j++) {
-					_mm_prefetch((const char *)q + 64 * j + PREFETCH, _MM_HINT_T0);
-					const __m512i v = _mm512_loadu_si512(q + 64 * j);
-					const __m512i lo = _mm512_and_si512(v, m4);
-					/* 16 x the high nibble: no shift on port 0 */
-					const __m512i hi = _mm512_and_si512(v, mf0);
-#pragma GCC unroll 8
-					for (int i = 0; i < mr; i++) {
-						const int8_t *xq = xblock(x, xs, i, b)->qs + 64 * p + 4 * j;
-						ca[i] = _mm512_dpbusd_epi32(ca[i], lo, bcast4(xq));
-						cb[i] = _mm512_dpbusd_epi32(cb[i], hi, bcast4(xq + 32));
-					}
-				}
-				const __m512 sa = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
-									   _mm_loadu_si128((const __m128i *)(blk + XK_Q4K_SCALE + 32 * p)))));
-				const __m512 sb = _mm512_mul_ps(_mm512_mul_ps(d, _mm512_set1_ps(1.0f / 16)),
-								_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
-									(const __m128i *)(blk + XK_Q4K_SCALE + 32 * p + 16)))));
-#pragma GCC unroll 8
-				for (int i = 0; i < mr; i++) {
-					fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(ca[i]), magic), sa, fs[i]);
-					fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(cb[i]), magic), sb, fs[i]);
-				}
-			}
-#pragma GCC unroll 8
-			for (int i = 0; i < mr; i++)
-				ms[i] = _mm512_setzero_si512();
-#pragma GCC unroll 8
-			for (int s = 0; s < 8; s++) {
-				const __m512i mn = _mm512_shuffle_epi8(
-					_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + XK_Q4K_MIN + 16 * s))),
-					dup);
-#pragma GCC unroll 8
-				for (int i = 0; i < mr; i++)
-					ms[i] = _mm512_dpwssd_epi32(ms[i], mn, bcast4(xblock(x, xs, i, b)->bsums + 2 * s));
-			}
-			const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32)));
+		for (int j = 0; j < 8; j++) {
+			_mm_prefetch((const char *)q + 64 * j + PREFETCH, _MM_HINT_T0);
+			const __m512i v = _mm512_loadu_si512(q + 64 * j);
+			/* the high nibbles in place: 16 x the quant, no shift on
+			 * port 0 (their scale is divided by 16) */
+			const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(v, mf0);
 #pragma GCC unroll 8
 			for (int i = 0; i < mr; i++) {
-				const __m512 t = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(ms[i]), fs[i]);
-				float *yi = yrow(y, ldy, i, g);
-				_mm512_storeu_ps(yi, _mm512_fmadd_ps(t, _mm512_set1_ps(xblock(x, xs, i, b)->d), _mm512_loadu_ps(yi)));
+				const int8_t *xq = xblock(x, xs, i, b)->qs + 64 * p + 4 * j;
+				ca[i] = _mm512_dpbusd_epi32(ca[i], lo, bcast4(xq));
+				cb[i] = _mm512_dpbusd_epi32(cb[i], hi, bcast4(xq + 32));
 			}
 		}
+		const __m512 sa = _mm512_mul_ps(
+			d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)sc))));
+		const __m512 sb = _mm512_mul_ps(
+			_mm512_mul_ps(d, _mm512_set1_ps(1.0f / 16)),
+			_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(sc + 16)))));
+#pragma GCC unroll 8
+		for (int i = 0; i < mr; i++) {
+			fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(ca[i]), magic), sa, fs[i]);
+			fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(cb[i]), magic), sb, fs[i]);
+		}
+	}
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++)
+		ms[i] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+	for (int s = 0; s < 8; s++) {
+		const __m512i mn = _mm512_shuffle_epi8(
+			_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(blk + XK_Q4K_MIN + 16 * s))), dup);
+#pragma GCC unroll 8
+		for (int i = 0; i < mr; i++)
+			ms[i] = _mm512_dpwssd_epi32(ms[i], mn, bcast4(xblock(x, xs, i, b)->bsums + 2 * s));
+	}
+	const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32)));
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++) {
+		float *yi = y + (size_t)i * ldy;
+		const __m512 t = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(ms[i]), fs[i]);
+		const __m512 dx = _mm512_set1_ps(xblock(x, xs, i, b)->d);
+		_mm512_storeu_ps(yi, _mm512_fmadd_ps(t, dx, _mm512_loadu_ps(yi)));
 	}
 }
 
-/* Q6_K: as q4k_tile. */
-INLINE void q6k_tile(const uint8_t *grp, size_t gb, size_t b0, size_t b1, const uint8_t *x, size_t xs,
-		     int mr, int ng, float *y, size_t ldy)
+/* Q6_K: as q4k_block. */
+INLINE void q6k_block(const uint8_t *blk, const uint8_t *x, size_t xs, size_t b, int mr, float *y,
+		      size_t ldy)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
 	const __m512 magic = _mm512_set1_ps(MAGIC_F);
+	__m512 fs[MR_MAX];
 
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++)
+		fs[i] = _mm512_setzero_ps();
+#pragma GCC unroll 1
+	for (int a = 0; a < 4; a++) {
+		const uint8_t *q = blk + XK_Q6K_QS + XK_Q6K_QUARTER * a;
+		/* sub-block 4a + j: nibble j >> 1 of L[4(j & 1) + v], field j of
+		 * H[v], one chain per activation row */
+#pragma GCC unroll 4
+		for (int j = 0; j < 4; j++) {
+			const int sb = 4 * a + j;
+			__m512i c[MR_MAX];
+#pragma GCC unroll 8
+			for (int i = 0; i < mr; i++)
+				c[i] = _mm512_set1_epi32(MAGIC_I - 32 * xblock(x, xs, i, b)->bsums[sb]);
+#pragma GCC unroll 4
+			for (int v = 0; v < 4; v++) {
+				const uint8_t *l = q + 64 * (4 * (j & 1) + v), *h = q + 512 + 64 * v;
+				if (j < 2)
+					_mm_prefetch((const char *)l + PREFETCH, _MM_HINT_T0);
+				if (!j)
+					_mm_prefetch((const char *)h + PREFETCH, _MM_HINT_T0);
+				const __m512i lv = _mm512_loadu_si512(l), hv = _mm512_loadu_si512(h);
+				const __m512i lo = _mm512_and_si512(j >> 1 ? _mm512_srli_epi16(lv, 4) : lv, m4);
+				const __m512i hs = j == 0   ? _mm512_slli_epi16(hv, 4)
+						   : j == 1 ? _mm512_slli_epi16(hv, 2)
+						   : j == 2 ? hv
+							    : _mm512_srli_epi16(hv, 2);
+				/* low 4 bits | (top 2 bits moved to 0x30) */
+				const __m512i w = _mm512_ternarylogic_epi32(lo, hs, m30, 0xf8);
+#pragma GCC unroll 8
+				for (int i = 0; i < mr; i++)
+					c[i] = _mm512_dpbusd_epi32(c[i], w,
+								   bcast4(xblock(x, xs, i, b)->qs + 16 * sb + 4 * v));
+			}
+			const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(blk),
+							_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+								(const __m128i *)(blk + XK_Q6K_SCALE + 16 * sb)))));
+#pragma GCC unroll 8
+			for (int i = 0; i < mr; i++)
+				fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(c[i]), magic), sc, fs[i]);
+		}
+	}
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++) {
+		float *yi = y + (size_t)i * ldy;
+		const __m512 dx = _mm512_set1_ps(xblock(x, xs, i, b)->d);
+		_mm512_storeu_ps(yi, _mm512_fmadd_ps(fs[i], dx, _mm512_loadu_ps(yi)));
+	}
+}
+
+/* Super-blocks [B0, B1) of groups G .. G + NG - 1 (GRP the first, GB bytes
+ * each) x activation rows X .. X + MR - 1 (XS bytes apart), added to Y
+ * (row i at Y + i * LDY, group g's 16 columns at 16 g; zeroed first when
+ * B0 is 0). The float accumulators live in Y (one load and store per
+ * super-block), leaving the registers to the int32 chains of 8 rows. */
+INLINE void xk_tile(int q6, const uint8_t *grp, size_t gb, size_t b0, size_t b1, const uint8_t *x,
+		    size_t xs, int mr, int ng, float *y, size_t ldy)
+{
 #pragma GCC unroll 8
 	for (int i = 0; b0 == 0 && i < mr; i++)
 #pragma GCC unroll 2
 		for (int g = 0; g < ng; g++)
-			_mm512_storeu_ps(yrow(y, ldy, i, g), _mm512_setzero_ps());
-	for (size_t b = b0; b < b1; b++) {
+			_mm512_storeu_ps(y + (size_t)i * ldy + (size_t)g * X16_ROWS, _mm512_setzero_ps());
+	for (size_t b = b0; b < b1; b++)
 #pragma GCC unroll 2
 		for (int g = 0; g < ng; g++) {
-			const uint8_t *blk = grp + (size_t)g * gb + b * XK_Q6K_BLOCK;
-			__m512 fs[MR_MAX];
-#pragma GCC unroll 8
-			for (int i = 0; i < mr; i++)
-				fs[i] = _mm512_setzero_ps();
-#pragma GCC unroll 1
-			for (int a = 0; a < 4; a++) {
-				const uint8_t *q = blk + XK_Q6K_QS + XK_Q6K_QUARTER * a;
-				/* sub-block 4a + j: nibble j >> 1 of L[4(j & 1) + v], field j
-				 * of H[v], one chain per activation row */
-#pragma GCC unroll 4
-				for (int j = 0; j < 4; j++) {
-					const int sb = 4 * a + j;
-					__m512i c[MR_MAX];
-#pragma GCC unroll 8
-					for (int i = 0; i < mr; i++)
-						c[i] = _mm512_set1_epi32(MAGIC_I - 32 * xblock(x, xs, i, b)->bsums[sb]);
-#pragma GCC unroll 4
-					for (int v = 0; v < 4; v++) {
-						const uint8_t *l = q + 64 * (4 * (j & 1) + v), *hb = q + 512 + 64 * v;
-						if (j < 2)
-							_mm_prefetch((const char *)l + PREFETCH, _MM_HINT_T0);
-						if (!j)
-							_mm_prefetch((const char *)hb + PREFETCH, _MM_HINT_T0);
-						const __m512i lv = _mm512_loadu_si512(l), hv = _mm512_loadu_si512(hb);
-						const __m512i lo = _mm512_and_si512(j >> 1 ? _mm512_srli_epi16(lv, 4) : lv, m4);
-						const __m512i hs = j == 0 ? _mm512_slli_epi16(hv, 4)
-								 : j == 1 ? _mm512_slli_epi16(hv, 2)
-								 : j == 2 ? hv
-									  : _mm512_srli_epi16(hv, 2);
-						/* low 4 bits | (top 2 bits moved to 0x30) */
-						const __m512i w = _mm512_ternarylogic_epi32(lo, hs, m30, 0xf8);
-#pragma GCC unroll 8
-						for (int i = 0; i < mr; i++)
-							c[i] = _mm512_dpbusd_epi32(c[i], w,
-										   bcast4(xblock(x, xs, i, b)->qs + 16 * sb + 4 * v));
-					}
-					const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(blk),
-									_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
-										(const __m128i *)(blk + XK_Q6K_SCALE + 16 * sb)))));
-#pragma GCC unroll 8
-					for (int i = 0; i < mr; i++)
-						fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(c[i]), magic), sc, fs[i]);
-				}
-			}
-#pragma GCC unroll 8
-			for (int i = 0; i < mr; i++) {
-				float *yi = yrow(y, ldy, i, g);
-				_mm512_storeu_ps(yi, _mm512_fmadd_ps(fs[i], _mm512_set1_ps(xblock(x, xs, i, b)->d),
-								     _mm512_loadu_ps(yi)));
-			}
+			float *yg = y + (size_t)g * X16_ROWS;
+			if (q6)
+				q6k_block(grp + (size_t)g * gb + b * XK_Q6K_BLOCK, x, xs, b, mr, yg, ldy);
+			else
+				q4k_block(grp + (size_t)g * gb + b * XK_Q4K_BLOCK, x, xs, b, mr, yg, ldy);
 		}
-	}
 }
 
-#define TILE(Q6, MR, NG, YI)                                                        \
-	do {                                                                        \
-		if (Q6)                                                             \
-			q6k_tile(grp, gb, b0, b1, xi, xs, MR, NG, YI, ldy);         \
-		else                                                                \
-			q4k_tile(grp, gb, b0, b1, xi, xs, MR, NG, YI, ldy);         \
-	} while (0)
+#define TILE(MR, NG, YI) xk_tile(q6, grp, gb, b0, b1, xi, xs, MR, NG, YI, ldy)
 
 /* Groups outermost, so each group's weights stream from memory once; each
  * group in spans of KSPAN super-blocks (at most 27 KB of weights) that the
@@ -243,7 +228,7 @@ INLINE void mm_xk(int q6, const void *w, size_t k, const void *xq, size_t xs, si
 		const uint8_t *grp = (const uint8_t *)w + g * gb, *xi = xq;
 		if (m == 1 && g + 2 <= g1) {
 			const size_t b0 = 0, b1 = nb;
-			TILE(q6, 1, 2, y + g * X16_ROWS);
+			TILE(1, 2, y + g * X16_ROWS);
 			g += 2;
 			continue;
 		}
@@ -254,28 +239,28 @@ INLINE void mm_xk(int q6, const void *w, size_t k, const void *xq, size_t xs, si
 				xi = (const uint8_t *)xq + i * xs;
 				switch (m - i >= MR_MAX ? MR_MAX : m - i) {
 				case 1:
-					TILE(q6, 1, 1, yi);
+					TILE(1, 1, yi);
 					break;
 				case 2:
-					TILE(q6, 2, 1, yi);
+					TILE(2, 1, yi);
 					break;
 				case 3:
-					TILE(q6, 3, 1, yi);
+					TILE(3, 1, yi);
 					break;
 				case 4:
-					TILE(q6, 4, 1, yi);
+					TILE(4, 1, yi);
 					break;
 				case 5:
-					TILE(q6, 5, 1, yi);
+					TILE(5, 1, yi);
 					break;
 				case 6:
-					TILE(q6, 6, 1, yi);
+					TILE(6, 1, yi);
 					break;
 				case 7:
-					TILE(q6, 7, 1, yi);
+					TILE(7, 1, yi);
 					break;
 				default:
-					TILE(q6, MR_MAX, 1, yi);
+					TILE(MR_MAX, 1, yi);
 					break;
 				}
 			}
