@@ -136,11 +136,19 @@ INLINE void q6k_block(const uint8_t *blk, const uint8_t *x, size_t xs, size_t b,
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
 	const __m512 magic = _mm512_set1_ps(MAGIC_F);
+	/* the start of each sub-block chain, MAGIC_I - 32 * bsum, computed 16
+	 * at a time and broadcast from here by the load ports (scalar
+	 * arithmetic and vpbroadcastd from a GPR would take vector ports) */
+	int32_t start[MR_MAX][16] __attribute__((aligned(64)));
 	__m512 fs[MR_MAX];
 
 #pragma GCC unroll 8
-	for (int i = 0; i < mr; i++)
+	for (int i = 0; i < mr; i++) {
+		const __m256i *bsums = (const __m256i *)xblock(x, xs, i, b)->bsums;
+		const __m512i bs = _mm512_cvtepi16_epi32(_mm256_loadu_si256(bsums));
+		_mm512_store_si512(start[i], _mm512_sub_epi32(_mm512_set1_epi32(MAGIC_I), _mm512_slli_epi32(bs, 5)));
 		fs[i] = _mm512_setzero_ps();
+	}
 #pragma GCC unroll 1
 	for (int a = 0; a < 4; a++) {
 		const uint8_t *q = blk + XK_Q6K_QS + XK_Q6K_QUARTER * a;
@@ -152,7 +160,7 @@ INLINE void q6k_block(const uint8_t *blk, const uint8_t *x, size_t xs, size_t b,
 			__m512i c[MR_MAX];
 #pragma GCC unroll 8
 			for (int i = 0; i < mr; i++)
-				c[i] = _mm512_set1_epi32(MAGIC_I - 32 * xblock(x, xs, i, b)->bsums[sb]);
+				c[i] = _mm512_set1_epi32(start[i][sb]);
 #pragma GCC unroll 4
 			for (int v = 0; v < 4; v++) {
 				const uint8_t *l = q + 64 * (4 * (j & 1) + v), *h = q + 512 + 64 * v;
