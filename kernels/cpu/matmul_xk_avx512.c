@@ -17,11 +17,11 @@
  * scale divided by 16); the mins term sum_s min_s * sum(x in s) is one vpdpwssd
  * per sub-block on the mins (widened to two equal int16 per lane) and the
  * activation's two bsums of the sub-block.
- * Q6_K: per quarter (4 sub-blocks of 16), sub-block j's 4 steps come from
- * a nibble of L[4(j & 1) + v] and a 2-bit field of H[v], v < 4 (each L
- * vector read twice, each H four times, from L1), so each activation row
- * has one chain at a time; the -32 of every quant starts each sub-block
- * chain at -32 * bsum. */
+ * Q6_K: sub-block by sub-block (one chain per activation row at a time),
+ * each step one AND, or one AND, one shift and one VPTERNLOG (repack_k.h);
+ * the fourth sub-block of each quarter is taken as 4 x the quant (its
+ * scale divided by 4). The -32 of every quant starts each sub-block chain
+ * at -32 * bsum (-128 * bsum for the 4 x ones). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -134,7 +134,10 @@ INLINE void q4k_block(const uint8_t *blk, const uint8_t *x, size_t xs, size_t b,
 INLINE void q6k_block(const uint8_t *blk, const uint8_t *x, size_t xs, size_t b, int mr, float *y,
 		      size_t ldy)
 {
-	const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+	const __m512i m3f = _mm512_set1_epi8(0x3f), m0f = _mm512_set1_epi8(0x0f);
+	const __m512i mc0 = _mm512_set1_epi8((char)0xc0), mf0 = _mm512_set1_epi8((char)0xf0);
+	/* 32 x bsum, 128 x for the sub-blocks taken as 4 x the quant */
+	const __m512i shift = _mm512_set_epi32(7, 5, 5, 5, 7, 5, 5, 5, 7, 5, 5, 5, 7, 5, 5, 5);
 	const __m512 magic = _mm512_set1_ps(MAGIC_F);
 	/* the start of each sub-block chain, MAGIC_I - 32 * bsum, computed 16
 	 * at a time and broadcast from here by the load ports (scalar
@@ -146,14 +149,13 @@ INLINE void q6k_block(const uint8_t *blk, const uint8_t *x, size_t xs, size_t b,
 	for (int i = 0; i < mr; i++) {
 		const __m256i *bsums = (const __m256i *)xblock(x, xs, i, b)->bsums;
 		const __m512i bs = _mm512_cvtepi16_epi32(_mm256_loadu_si256(bsums));
-		_mm512_store_si512(start[i], _mm512_sub_epi32(_mm512_set1_epi32(MAGIC_I), _mm512_slli_epi32(bs, 5)));
+		_mm512_store_si512(start[i], _mm512_sub_epi32(_mm512_set1_epi32(MAGIC_I), _mm512_sllv_epi32(bs, shift)));
 		fs[i] = _mm512_setzero_ps();
 	}
 #pragma GCC unroll 1
 	for (int a = 0; a < 4; a++) {
 		const uint8_t *q = blk + XK_Q6K_QS + XK_Q6K_QUARTER * a;
-		/* sub-block 4a + j: nibble j >> 1 of L[4(j & 1) + v], field j of
-		 * H[v], one chain per activation row */
+		/* sub-block 4a + j, step v from unit v; one chain per row */
 #pragma GCC unroll 4
 		for (int j = 0; j < 4; j++) {
 			const int sb = 4 * a + j;
@@ -163,27 +165,34 @@ INLINE void q6k_block(const uint8_t *blk, const uint8_t *x, size_t xs, size_t b,
 				c[i] = _mm512_set1_epi32(start[i][sb]);
 #pragma GCC unroll 4
 			for (int v = 0; v < 4; v++) {
-				const uint8_t *l = q + 64 * (4 * (j & 1) + v), *h = q + 512 + 64 * v;
-				if (j < 2)
-					_mm_prefetch((const char *)l + PREFETCH, _MM_HINT_T0);
+				const uint8_t *u = q + 192 * v;
 				if (!j)
-					_mm_prefetch((const char *)h + PREFETCH, _MM_HINT_T0);
-				const __m512i lv = _mm512_loadu_si512(l), hv = _mm512_loadu_si512(h);
-				const __m512i lo = _mm512_and_si512(j >> 1 ? _mm512_srli_epi16(lv, 4) : lv, m4);
-				const __m512i hs = j == 0   ? _mm512_slli_epi16(hv, 4)
-						   : j == 1 ? _mm512_slli_epi16(hv, 2)
-						   : j == 2 ? hv
-							    : _mm512_srli_epi16(hv, 2);
-				/* low 4 bits | (top 2 bits moved to 0x30) */
-				const __m512i w = _mm512_ternarylogic_epi32(lo, hs, m30, 0xf8);
+					for (int l = 0; l < 3; l++)
+						_mm_prefetch((const char *)u + 64 * l + PREFETCH, _MM_HINT_T0);
+				__m512i w;
+				if (j == 0) {
+					w = _mm512_and_si512(_mm512_loadu_si512(u), m3f);
+				} else if (j == 1) {
+					/* (V2 & 15) | (V0 & 0xc0) >> 2 */
+					const __m512i t = _mm512_srli_epi16(_mm512_and_si512(_mm512_loadu_si512(u), mc0), 2);
+					w = _mm512_ternarylogic_epi32(_mm512_loadu_si512(u + 128), t, m0f, 0xec);
+				} else if (j == 2) {
+					w = _mm512_and_si512(_mm512_loadu_si512(u + 64), m3f);
+				} else {
+					/* 4 x the quant: (V2 & 0xf0) >> 2 | (V1 & 0xc0) */
+					const __m512i t = _mm512_srli_epi16(_mm512_and_si512(_mm512_loadu_si512(u + 128), mf0), 2);
+					w = _mm512_ternarylogic_epi32(t, _mm512_loadu_si512(u + 64), mc0, 0xf8);
+				}
 #pragma GCC unroll 8
 				for (int i = 0; i < mr; i++)
 					c[i] = _mm512_dpbusd_epi32(c[i], w,
 								   bcast4(xblock(x, xs, i, b)->qs + 16 * sb + 4 * v));
 			}
-			const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(blk),
-							_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
-								(const __m128i *)(blk + XK_Q6K_SCALE + 16 * sb)))));
+			__m512 sc = _mm512_mul_ps(_mm512_loadu_ps(blk),
+						  _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+							  (const __m128i *)(blk + XK_Q6K_SCALE + 16 * sb)))));
+			if (j == 3)
+				sc = _mm512_mul_ps(sc, _mm512_set1_ps(0.25f));
 #pragma GCC unroll 8
 			for (int i = 0; i < mr; i++)
 				fs[i] = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_castsi512_ps(c[i]), magic), sc, fs[i]);

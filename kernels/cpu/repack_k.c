@@ -45,18 +45,22 @@ static void pack_q4k_row(const struct block_q4_K *blk, size_t r, uint8_t *dst)
 			memcpy(dst + XK_Q4K_QS + 512 * p + 64 * j + 4 * r, blk->qs + 32 * p + 4 * j, 4);
 }
 
-/* Byte offsets, within a packed Q6_K super-block, of the nibble of element
- * E (in *ret_lo, high nibble if *ret_lo_shift is 4) and of its top two bits
- * (*ret_hi, at bit *ret_hi_shift), for row R. */
-static void q6k_pos(size_t e, size_t r, size_t *ret_lo, int *ret_lo_shift, size_t *ret_hi,
-		    int *ret_hi_shift)
+/* Unsigned quant (0..63) of element E of row R of a packed Q6_K
+ * super-block (repack_k.h). */
+static int q6k_quant(const uint8_t *blk, size_t r, size_t e)
 {
-	const size_t a = e / 64, step = e % 64 / 4, t = e % 4;
-	const size_t quarter = XK_Q6K_QS + XK_Q6K_QUARTER * a;
-	*ret_lo = quarter + 64 * (step % 8) + 4 * r + t;
-	*ret_lo_shift = step >= 8 ? 4 : 0;
-	*ret_hi = quarter + 512 + 64 * (step % 4) + 4 * r + t;
-	*ret_hi_shift = (int)(2 * (step / 4));
+	const size_t f = e % 64, j = f / 16, v = f % 16 / 4;
+	const uint8_t *u = blk + XK_Q6K_QS + XK_Q6K_QUARTER * (e / 64) + 192 * v + 4 * r + e % 4;
+	switch (j) {
+	case 0:
+		return u[0] & 63;
+	case 1:
+		return (u[128] & 15) | (u[0] >> 6) << 4;
+	case 2:
+		return u[64] & 63;
+	default:
+		return (u[128] >> 4) | (u[64] >> 6) << 4;
+	}
 }
 
 /* Low 4 bits (*ret_lo) and top 2 bits (*ret_hi) of the 4 quants of step
@@ -82,17 +86,18 @@ static void pack_q6k_row(const struct block_q6_K *blk, size_t r, uint8_t *dst)
 	for (size_t s = 0; s < 16; s++)
 		dst[XK_Q6K_SCALE + 16 * s + r] = (uint8_t)blk->scales[s];
 	for (size_t a = 0; a < 4; a++) {
-		uint8_t *q = dst + XK_Q6K_QS + XK_Q6K_QUARTER * a + 4 * r;
-		uint32_t lo[16], hi[16];
-		for (size_t f = 0; f < 16; f++)
-			q6k_step(blk, 16 * a + f, &lo[f], &hi[f]);
-		for (size_t u = 0; u < 8; u++) {
-			const uint32_t v = lo[u] | lo[u + 8] << 4;
-			memcpy(q + 64 * u, &v, sizeof(v));
-		}
 		for (size_t v = 0; v < 4; v++) {
-			const uint32_t h = hi[v] | hi[v + 4] << 2 | hi[v + 8] << 4 | hi[v + 12] << 6;
-			memcpy(q + 512 + 64 * v, &h, sizeof(h));
+			uint8_t *u = dst + XK_Q6K_QS + XK_Q6K_QUARTER * a + 192 * v + 4 * r;
+			uint32_t lo[4], hi[4];
+			for (size_t j = 0; j < 4; j++)
+				q6k_step(blk, 16 * a + 4 * j + v, &lo[j], &hi[j]);
+			const uint32_t w[3] = {
+				lo[0] | hi[0] << 4 | hi[1] << 6,
+				lo[2] | hi[2] << 4 | hi[3] << 6,
+				lo[1] | lo[3] << 4,
+			};
+			for (size_t i = 0; i < 3; i++)
+				memcpy(u + 64 * i, &w[i], sizeof(w[i]));
 		}
 	}
 }
@@ -142,10 +147,7 @@ static float dot_q6k(const uint8_t *blk, size_t r, const struct block_q8_K *x)
 	for (size_t s = 0; s < 16; s++) {
 		int32_t dot = 0;
 		for (size_t e = 16 * s; e < 16 * s + 16; e++) {
-			size_t lo, hi;
-			int lsh, hsh;
-			q6k_pos(e, r, &lo, &lsh, &hi, &hsh);
-			const int q = (blk[lo] >> lsh & 0xf) | (blk[hi] >> hsh & 3) << 4;
+			const int q = q6k_quant(blk, r, e);
 			dot += (q - 32) * x->qs[e];
 		}
 		sum += (int8_t)blk[XK_Q6K_SCALE + 16 * s + r] * dot;

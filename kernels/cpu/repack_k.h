@@ -28,15 +28,16 @@
  *     0  d[16]: f32;
  *    64  scale[16][16]: byte 16s + r = row r's int8 scale of sub-block s
  *        (elements 16s .. 16s + 15);
- *   320  4 quarters a (elements 64a .. 64a + 63, steps 16a .. 16a + 15) of
- *        768 bytes: first 8 vectors L[u], then 4 vectors H[v]:
- *        L[u] byte 4r + t: low nibble = low 4 bits of element
- *        64a + 4u + t (step 16a + u), high nibble = those of element
- *        64a + 32 + 4u + t (step 16a + 8 + u);
- *        H[v] byte 4r + t: bits 2i, 2i + 1 (i < 4) = top 2 bits of element
- *        64a + 16i + 4v + t (step 16a + 4i + v).
- *        So L[v], L[4 + v] and H[v] give one step of each of the four
- *        sub-blocks 4a .. 4a + 3.
+ *   320  4 quarters a (elements 64a .. 64a + 63, sub-blocks 4a .. 4a + 3)
+ *        of 768 bytes: 4 units v of 3 vectors V0, V1, V2 at 192v, 192v +
+ *        64, 192v + 128, holding step v (elements 16j + 4v .. 16j + 4v + 3
+ *        of the quarter) of its 4 sub-blocks j = 0..3; byte 4r + t of
+ *        each, with A, B, C, D the quants of element 16j + 4v + t (j = 0,
+ *        1, 2, 3) of row r:
+ *          V0 = A | (B >> 4) << 6,  V1 = C | (D >> 4) << 6,
+ *          V2 = (B & 15) | (D & 15) << 4.
+ *        So A = V0 & 63 and C = V1 & 63 take one AND each, B and 4 x D
+ *        one AND, one shift and one VPTERNLOG each.
  *   Row r, super-block b: d * sum_s scale_s * sum_e (q_e - 32) x_e.
  *
  * Activations for both: plain Q8_K rows (cpu_act_convert(GI_TYPE_Q6_K,

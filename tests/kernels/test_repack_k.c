@@ -161,13 +161,15 @@ START_TEST(test_xk_layout)
 		gi_dequantize_row(GI_TYPE_Q6_K, w6 + 2 * r, deq, k);
 		for (size_t e = 0; e < k; e++) {
 			const uint8_t *blk = p6 + e / 256 * XK_Q6K_BLOCK;
-			const size_t f = e % 256, a = f / 64, st = f % 64 / 4, t = f % 4;
-			const uint8_t *qq = blk + XK_Q6K_QS + XK_Q6K_QUARTER * a;
-			const int lo = qq[64 * (st % 8) + 4 * r + t] >> (st >= 8 ? 4 : 0) & 15;
-			const int hi = qq[512 + 64 * (st % 4) + 4 * r + t] >> (2 * (st / 4)) & 3;
+			const size_t f = e % 256, j = f % 64 / 16, v = f % 16 / 4, t = f % 4;
+			const uint8_t *u = blk + XK_Q6K_QS + XK_Q6K_QUARTER * (f / 64) + 192 * v + 4 * r + t;
+			const int q = j == 0 ? u[0] & 63
+				    : j == 1 ? (u[128] & 15) | (u[0] >> 6) << 4
+				    : j == 2 ? u[64] & 63
+					     : (u[128] >> 4) | (u[64] >> 6) << 4;
 			float d;
 			memcpy(&d, blk + 4 * r, sizeof(d));
-			row[e] = d * (float)(int8_t)blk[XK_Q6K_SCALE + 16 * (f / 16) + r] * (float)((lo | hi << 4) - 32);
+			row[e] = d * (float)(int8_t)blk[XK_Q6K_SCALE + 16 * (f / 16) + r] * (float)(q - 32);
 		}
 		for (size_t e = 0; e < k; e++)
 			ck_assert_msg(row[e] == deq[e], "q6_K row %zu elem %zu: packed %g gguf %g", r, e, row[e], deq[e]);
