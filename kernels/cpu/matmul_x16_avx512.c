@@ -19,10 +19,10 @@
 /* activation rows per tile; accumulators: MR float + MR int32 (+ the
  * weight step, scales and temporaries) within the 32 zmm registers */
 #define MR_MAX 8
-#define NG_MAX 4
-/* bytes ahead in each weight stream to prefetch (M = 1 from memory, 2 to 4
- * streams: 4 KiB measured 5-15% faster than 8 KiB, no prefetch 20% slower) */
-#define PREFETCH 4096
+#define NG_MAX 8
+/* bytes ahead in each weight stream to prefetch (M = 1 from memory, 2 to 8
+ * streams: 2 or 4 KiB measured 5-15% faster than 8 KiB, none 20% slower) */
+#define PREFETCH 2048
 
 /* The 4 activation bytes at P broadcast to all 16 lanes (a broadcast load:
  * no vector ALU work). */
@@ -61,7 +61,7 @@ INLINE void x16_tile(enum gi_type t, const uint8_t *grp, size_t gb, size_t k, co
 	for (int i = 0; i < mr; i++) {
 		dx[i] = act_d_of(x + (size_t)i * xs, k);
 		c8[i] = act_c8_of(x + (size_t)i * xs, k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 		for (int g = 0; g < ng; g++)
 			acc[g][i] = _mm512_setzero_ps();
 	}
@@ -71,16 +71,16 @@ INLINE void x16_tile(enum gi_type t, const uint8_t *grp, size_t gb, size_t k, co
 		for (int i = 0; i < mr; i++) {
 			/* c8 is -16 * sum(x): the bias term is exact */
 			const int32_t c = t == GI_TYPE_Q4_0 ? c8[i][b] / 2 : c8[i][b] * 8;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 			for (int g = 0; g < ng; g++)
 				ia[g][i] = _mm512_set1_epi32(c);
 		}
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 		for (int g = 0; g < ng; g++) {
 			const uint8_t *q = grp + (size_t)g * gb + sb + b * qb;
 			const uint8_t *pf = prefetch_at(grp, gb, sb + b * qb, g, ng);
 			if (t == GI_TYPE_Q4_0) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 				for (int s = 0; s < 4; s++) {
 					_mm_prefetch((const char *)pf + 64 * s, _MM_HINT_T0);
 					const __m512i v = _mm512_loadu_si512(q + 64 * s);
@@ -116,7 +116,7 @@ INLINE void x16_tile(enum gi_type t, const uint8_t *grp, size_t gb, size_t k, co
 	}
 #pragma GCC unroll 8
 	for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 		for (int g = 0; g < ng; g++)
 			_mm512_storeu_ps(y + (size_t)i * ldy + (size_t)g * X16_ROWS, acc[g][i]);
 }
@@ -125,8 +125,9 @@ INLINE void x16_tile(enum gi_type t, const uint8_t *grp, size_t gb, size_t k, co
 
 /* Groups outermost, so each group's weights stream from memory once and
  * further tiles of activation rows find them in L1/L2. At M <= 4 a tile
- * takes 2 or 4 groups: more weight streams in flight (M = 1 to 4 are
- * bound by memory; measured 10-20% faster than one group) and more
+ * takes 2 to 8 groups: more weight streams in flight (M = 1 to 4 are
+ * bound by memory, and one core reads 4-8 concurrent streams ~40% faster
+ * than one; 8 groups at M = 1 measured up to 10% faster than 2) and more
  * independent accumulator chains. */
 INLINE void mm_x16(enum gi_type t, const void *w, size_t k, const void *xq, size_t xs, size_t m, float *y,
 		   size_t ldy, size_t j0, size_t j1)
@@ -136,11 +137,12 @@ INLINE void mm_x16(enum gi_type t, const void *w, size_t k, const void *xq, size
 	for (size_t g = j0 / X16_ROWS; g < g1;) {
 		const uint8_t *grp = (const uint8_t *)w + g * gb;
 		const size_t left = g1 - g;
-		const size_t ng = m > 4 || left < 2 ? 1 : m <= 2 && left >= 4 ? 4 : 2;
+		const size_t ng = m > 4 || left < 2 ? 1 : m == 1 && left >= 8 ? 8 : m <= 2 && left >= 4 ? 4 : 2;
 		for (size_t i = 0; i < m; i += MR_MAX) {
 			const uint8_t *xi = (const uint8_t *)xq + i * xs;
 			float *yi = y + i * ldy + g * X16_ROWS;
 			switch (ng * 16 + (m - i >= MR_MAX ? MR_MAX : m - i)) {
+			case 8 * 16 + 1: X16_TILE(1, 8); break;
 			case 4 * 16 + 1: X16_TILE(1, 4); break;
 			case 4 * 16 + 2: X16_TILE(2, 4); break;
 			case 2 * 16 + 1: X16_TILE(1, 2); break;

@@ -28,8 +28,8 @@ static const struct shape shapes[] = {
 	/* AMX: every tail of a K chunk (blocks % 16 = 5, 6, 7, 13), more rows
 	 * than one 128-row pass */
 	{ 16, 16, 192 },  { 20, 16, 224 },  { 48, 32, 416 },  { 150, 48, 672 },
-	/* AVX-512 tiles of 4 and 2 groups at M <= 4, and their leftovers */
-	{ 1, 112, 224 },  { 2, 96, 96 },    { 3, 48, 160 },   { 4, 80, 352 },
+	/* AVX-512 tiles of 8, 4 and 2 groups at M <= 4, and their leftovers */
+	{ 1, 208, 224 },  { 2, 96, 96 },    { 3, 48, 160 },   { 4, 80, 352 },
 };
 #define NSHAPES ((int)(sizeof(shapes) / sizeof(shapes[0])))
 
