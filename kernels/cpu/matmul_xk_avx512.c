@@ -9,8 +9,8 @@
  * scale in one FMA (no vpmulld or vcvtdq2ps: they share port 0 with
  * vpdpbusd) into the super-block's float sum, scaled by d_x into Y once
  * per super-block. A weight step, unpacked once, serves every activation
- * row of the tile (MR rows); at M = 1 the tile spans two groups instead,
- * so the loads of two weight streams overlap.
+ * row of the tile (MR rows); at M = 1 the tile spans four groups instead,
+ * so the loads of four weight streams overlap.
  *
  * Q4_K: per pair of sub-blocks, 8 vectors hold both sub-blocks' steps in
  * their nibbles (the high ones taken in place, as 16 x the quant, their
@@ -31,7 +31,7 @@
 
 #define INLINE static inline __attribute__((always_inline))
 #define MR_MAX 8
-#define NG_MAX 2
+#define NG_MAX 4
 /* super-blocks of a group per pass over the activation rows */
 #define KSPAN 8
 /* bytes ahead in the weight stream to prefetch */
@@ -58,8 +58,9 @@ INLINE const struct block_q8_K *xblock(const uint8_t *x, size_t xs, int i, size_
 }
 
 /* Q4_K super-block BLK of one group x super-block B of activation rows
- * 0 .. MR - 1 (X, XS bytes apart), added to Y (row i at Y + i * LDY). */
-INLINE void q4k_block(const uint8_t *blk, const uint8_t *x, size_t xs, size_t b, int mr, float *y,
+ * 0 .. MR - 1 (X, XS bytes apart), added to Y (row i at Y + i * LDY);
+ * prefetches the weights PF bytes ahead. */
+INLINE void q4k_block(const uint8_t *blk, size_t pf, const uint8_t *x, size_t xs, size_t b, int mr, float *y,
 		      size_t ldy)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f), mf0 = _mm512_set1_epi8((char)0xf0);
@@ -86,7 +87,7 @@ INLINE void q4k_block(const uint8_t *blk, const uint8_t *x, size_t xs, size_t b,
 		}
 #pragma GCC unroll 8
 		for (int j = 0; j < 8; j++) {
-			_mm_prefetch((const char *)q + 64 * j + PREFETCH, _MM_HINT_T0);
+			_mm_prefetch((const char *)q + 64 * j + pf, _MM_HINT_T0);
 			const __m512i v = _mm512_loadu_si512(q + 64 * j);
 			/* the high nibbles in place: 16 x the quant, no shift on
 			 * port 0 (their scale is divided by 16) */
@@ -131,7 +132,7 @@ INLINE void q4k_block(const uint8_t *blk, const uint8_t *x, size_t xs, size_t b,
 }
 
 /* Q6_K: as q4k_block. */
-INLINE void q6k_block(const uint8_t *blk, const uint8_t *x, size_t xs, size_t b, int mr, float *y,
+INLINE void q6k_block(const uint8_t *blk, size_t pf, const uint8_t *x, size_t xs, size_t b, int mr, float *y,
 		      size_t ldy)
 {
 	const __m512i m3f = _mm512_set1_epi8(0x3f), m0f = _mm512_set1_epi8(0x0f);
@@ -168,7 +169,7 @@ INLINE void q6k_block(const uint8_t *blk, const uint8_t *x, size_t xs, size_t b,
 				const uint8_t *u = q + 192 * v;
 				if (!j)
 					for (int l = 0; l < 3; l++)
-						_mm_prefetch((const char *)u + 64 * l + PREFETCH, _MM_HINT_T0);
+						_mm_prefetch((const char *)u + 64 * l + pf, _MM_HINT_T0);
 				__m512i w;
 				if (j == 0) {
 					w = _mm512_and_si512(_mm512_loadu_si512(u), m3f);
@@ -216,18 +217,23 @@ INLINE void xk_tile(int q6, const uint8_t *grp, size_t gb, size_t b0, size_t b1,
 {
 #pragma GCC unroll 8
 	for (int i = 0; b0 == 0 && i < mr; i++)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
 		for (int g = 0; g < ng; g++)
 			_mm512_storeu_ps(y + (size_t)i * ldy + (size_t)g * X16_ROWS, _mm512_setzero_ps());
-	for (size_t b = b0; b < b1; b++)
-#pragma GCC unroll 2
+	const size_t qb = q6 ? XK_Q6K_BLOCK : XK_Q4K_BLOCK;
+	for (size_t b = b0; b < b1; b++) {
+		/* near its end, a group's stream prefetches the start of the
+		 * group it reads in the next tile, NG groups on */
+		const size_t pf = (b + 1) * qb + PREFETCH > gb ? PREFETCH + (size_t)(ng - 1) * gb : PREFETCH;
+#pragma GCC unroll 4
 		for (int g = 0; g < ng; g++) {
 			float *yg = y + (size_t)g * X16_ROWS;
 			if (q6)
-				q6k_block(grp + (size_t)g * gb + b * XK_Q6K_BLOCK, x, xs, b, mr, yg, ldy);
+				q6k_block(grp + (size_t)g * gb + b * qb, pf, x, xs, b, mr, yg, ldy);
 			else
-				q4k_block(grp + (size_t)g * gb + b * XK_Q4K_BLOCK, x, xs, b, mr, yg, ldy);
+				q4k_block(grp + (size_t)g * gb + b * qb, pf, x, xs, b, mr, yg, ldy);
 		}
+	}
 }
 
 #define TILE(MR, NG, YI) xk_tile(q6, grp, gb, b0, b1, xi, xs, MR, NG, YI, ldy)
@@ -243,6 +249,12 @@ INLINE void mm_xk(int q6, const void *w, size_t k, const void *xq, size_t xs, si
 
 	for (size_t g = j0 / X16_ROWS; g < g1;) {
 		const uint8_t *grp = (const uint8_t *)w + g * gb, *xi = xq;
+		if (m == 1 && g + NG_MAX <= g1) {
+			const size_t b0 = 0, b1 = nb;
+			TILE(1, NG_MAX, y + g * X16_ROWS);
+			g += NG_MAX;
+			continue;
+		}
 		if (m == 1 && g + 2 <= g1) {
 			const size_t b0 = 0, b1 = nb;
 			TILE(1, 2, y + g * X16_ROWS);
