@@ -20,9 +20,12 @@
  * weight step, scales and temporaries) within the 32 zmm registers */
 #define MR_MAX 8
 #define NG_MAX 8
-/* bytes ahead in each weight stream to prefetch (M = 1 from memory, 2 to 8
- * streams: 2 or 4 KiB measured 5-15% faster than 8 KiB, none 20% slower) */
-#define PREFETCH 2048
+/* bytes ahead in each weight stream to prefetch, from memory: tiles of 2 to
+ * 8 groups (M <= 4) measured fastest at 2 KiB (5-15% faster than 4 or 8
+ * KiB), the single stream of larger M at 8 KiB (7-10% faster than 2 KiB);
+ * none at all is 20% slower */
+#define PREFETCH_MULTI 2048
+#define PREFETCH_ONE 8192
 
 /* The 4 activation bytes at P broadcast to all 16 lanes (a broadcast load:
  * no vector ALU work). */
@@ -34,14 +37,14 @@ INLINE __m512i bcast4(const uint8_t *p)
 }
 
 /* Where to prefetch for offset OFF of group G of a tile of NG groups (GRP
- * the first, GB bytes each): PREFETCH bytes ahead in the group, and past
- * the group's end the same distance into the group this stream takes in
- * the next tile (G + NG), not into G + 1, which the tile reads already.
- * So the scales and first blocks of every next group arrive in time
- * (measured 8-10% more bandwidth at M = 1 than plain address + PREFETCH). */
+ * the first, GB bytes each): the prefetch distance ahead in the group, and
+ * past the group's end as far into the group this stream takes in the
+ * next tile (G + NG), not into G + 1, which the tile reads already. So
+ * the scales and first blocks of every next group arrive in time
+ * (measured 8-10% more bandwidth at M = 1 than the plain address ahead). */
 INLINE const uint8_t *prefetch_at(const uint8_t *grp, size_t gb, size_t off, int g, int ng)
 {
-	const size_t p = off + PREFETCH;
+	const size_t p = off + (ng > 1 ? PREFETCH_MULTI : PREFETCH_ONE);
 	return grp + (size_t)g * gb + p + (p >= gb ? (size_t)(ng - 1) * gb : 0);
 }
 
