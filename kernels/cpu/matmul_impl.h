@@ -144,7 +144,8 @@ void cpu_mm_x16_q8_0_avx512(const void *w, size_t k, const void *xq, size_t xstr
 
 /* Packed (x16) Q4_0 / Q8_0 kernels of the AMX set (matmul_x16_amx.c): AMX
  * on whole 16-row activation tiles, the AVX-512 packed kernels for M < 16
- * and the rows left over; same arguments as the AVX-512 ones. */
+ * (Q4_0) or M < 32 (Q8_0) and for the rows left over; same arguments as
+ * the AVX-512 ones. */
 void cpu_mm_x16_q4_0_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
 			 float *y, size_t ldy, size_t j0, size_t j1);
 void cpu_mm_x16_q8_0_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,

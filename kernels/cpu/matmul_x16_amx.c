@@ -1,5 +1,5 @@
 /* AMX-INT8 matmuls over the packed x16 Q4_0 / Q8_0 layout (repack.h), for
- * M >= 16 activation rows (prefill, batched decode).
+ * M >= 16 (Q4_0) or 32 (Q8_0) activation rows (prefill, batched decode).
  *
  * A packed block of 16 weight rows is an AMX B tile with K = 32 (8 rows of
  * 64 bytes, VNNI order). Per group of 16 weight rows and K chunk the
@@ -206,6 +206,11 @@ static void tile_run(struct x16_work *wk, const uint8_t *x, size_t xs, const flo
 #undef ACC_STORE
 }
 
+/* Fewest activation rows worth AMX: below them the AVX-512 packed kernel
+ * was as fast (Q4_0) or faster (Q8_0 at M = 16, 10-25%). */
+#define MIN_M_Q4_0 16
+#define MIN_M_Q8_0 32
+
 /* Activation rows in blocks of MBLOCK, K in chunks of CHUNK blocks: per
  * chunk, each group of [J0, J1) is prepared once and multiplied by every
  * row tile of the block, partial sums accumulating in Y. */
@@ -218,7 +223,7 @@ static void mm_x16_amx(int q4, enum gi_type t, const void *w, size_t k, const vo
 	const uint8_t *x = xq;
 	struct x16_work *wk = &x16_work;
 
-	if (mt == 0) {
+	if (m < (q4 ? MIN_M_Q4_0 : MIN_M_Q8_0)) {
 		fallback(w, k, xq, xs, m, y, ldy, j0, j1);
 		return;
 	}
