@@ -11,10 +11,11 @@
  * The summary estimates a whole TinyLlama forward pass per token (22
  * layers of q, k, v, o, gate, up, down + the output matrix) from the
  * measured shapes. Before each type's M = 1 runs, a plain streaming read
- * of the same footprint on the same threads measures the memory roofline
- * of the moment; "%roof" is the kernel's weight bandwidth against it (on a
- * shared, busy machine the absolute numbers move, the ratio less so).
- * "q4_0x16" and "q8_0x16" are the same weights packed by cpu_x16_pack
+ * (8 streams per thread) of the same footprint on the same threads
+ * measures the memory roofline of the moment; "%roof" is the kernel's
+ * weight bandwidth against it (on a shared, busy machine the absolute
+ * numbers move, the ratio less so).
+ * "Q4_0x16" and "Q8_0x16" are the same weights packed by cpu_x16_pack
  * (kernels/cpu/repack.h) and multiplied by cpu_matmul_x16_rows, so packed
  * and GGUF layout compare in one run; their GB/s counts the packed bytes. */
 #include <errno.h>
@@ -73,22 +74,31 @@ struct pool {
 
 static uint64_t stream_sink[MAX_THREADS * 8];
 
-/* Sums this thread's share of BYTES at W (the roofline reference), with
- * the software prefetch the kernels use. */
+/* Concurrent streams the roofline read takes per thread: one core reads 4
+ * to 8 streams side by side ~50% faster than one (20 vs 13 GB/s measured
+ * here), and the packed kernels read up to 8 weight groups at once, so a
+ * single stream would understate the roof. */
+#define ROOF_STREAMS 8
+
+/* Sums this thread's share of BYTES at W (the roofline reference), cut in
+ * ROOF_STREAMS parts read side by side, with the software prefetch the
+ * packed kernels use at M = 1 (2 KiB ahead). */
 static void stream_part(const struct job *j, int id, int n)
 {
 	size_t words = j->n / 8, w0 = words * (size_t)id / (size_t)n, w1 = words * (size_t)(id + 1) / (size_t)n;
-	const uint64_t *w = (const uint64_t *)j->w;
-	uint64_t a = 0, b = 0, c = 0, d = 0;
-	for (size_t i = w0; i + 4 <= w1; i += 4) {
-		if (i % 8 == 0) /* as far ahead as the kernels prefetch */
-			__builtin_prefetch(w + i + 1024);
-		a += w[i];
-		b += w[i + 1];
-		c += w[i + 2];
-		d += w[i + 3];
+	size_t len = (w1 - w0) / ROOF_STREAMS & ~(size_t)7;
+	const uint64_t *w = (const uint64_t *)j->w + w0;
+	uint64_t acc[ROOF_STREAMS] = { 0 }, sum = 0;
+	for (size_t i = 0; i < len; i += 8) {
+		for (int s = 0; s < ROOF_STREAMS; s++) {
+			const uint64_t *p = w + (size_t)s * len + i;
+			__builtin_prefetch(p + 256);
+			acc[s] += p[0] + p[1] + p[2] + p[3] + p[4] + p[5] + p[6] + p[7];
+		}
 	}
-	stream_sink[id * 8] += a + b + c + d;
+	for (int s = 0; s < ROOF_STREAMS; s++)
+		sum += acc[s];
+	stream_sink[id * 8] += sum;
 }
 
 static void run_part(struct pool *p, int id)
