@@ -16,8 +16,9 @@
 #include "kernels/cpu/repack.h"
 
 #define INLINE static inline __attribute__((always_inline))
-/* activation rows per tile; accumulators: MR float + MR int32 (+ the
- * weight step, scales and temporaries) within the 32 zmm registers */
+/* activation rows and groups per tile: MR x NG float and as many int32
+ * accumulators (MR x NG <= 8), the weight step, scales and temporaries
+ * within the 32 zmm registers */
 #define MR_MAX 8
 #define NG_MAX 8
 /* bytes ahead in each weight stream to prefetch, from memory: tiles of 2 to
@@ -108,13 +109,12 @@ INLINE void x16_tile(enum gi_type t, const uint8_t *grp, size_t gb, size_t k, co
 					}
 				}
 			}
-			const __m512 dw = _mm512_cvtph_ps(
-				_mm256_loadu_si256((const __m256i *)(grp + (size_t)g * gb + b * X16_ROWS * sizeof(gi_f16))));
+			const gi_f16 *d = (const gi_f16 *)(grp + (size_t)g * gb) + b * X16_ROWS;
+			const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d));
 #pragma GCC unroll 8
-			for (int i = 0; i < mr; i++) {
-				acc[g][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[g][i]), _mm512_mul_ps(dw, _mm512_set1_ps(dx[i][b])),
-							    acc[g][i]);
-			}
+			for (int i = 0; i < mr; i++)
+				acc[g][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[g][i]),
+							    _mm512_mul_ps(dw, _mm512_set1_ps(dx[i][b])), acc[g][i]);
 		}
 	}
 #pragma GCC unroll 8
