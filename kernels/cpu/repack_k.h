@@ -25,7 +25,7 @@
  *                        - dmin * sum_s min_s * sum_e x_e   (e in s).
  *
  * Q6_K (QB 3392), quants q = GGUF quant + 32, unsigned 0..63:
- *     0  d[16]: f32;
+ *     0  d[16]: f32, the super-block scales of rows 0..15;
  *    64  scale[16][16]: byte 16s + r = row r's int8 scale of sub-block s
  *        (elements 16s .. 16s + 15);
  *   320  4 quarters a (elements 64a .. 64a + 63, sub-blocks 4a .. 4a + 3)
@@ -43,9 +43,9 @@
  * Activations for both: plain Q8_K rows (cpu_act_convert(GI_TYPE_Q6_K,
  * ...): struct block_q8_K per super-block, natural element order, float d,
  * int16 bsums per 16 elements), so cpu_x16_act_type returns GI_TYPE_Q6_K
- * for both types. The packed bytes are the GGUF bytes plus 64 per 16-row
- * super-block (Q4_K: 148 bytes per row and super-block against 144; Q6_K:
- * 212 against 210). */
+ * for both types. The packed bytes are the GGUF bytes plus 64 (Q4_K) or
+ * 32 (Q6_K) per 16-row super-block: 148 bytes per row and super-block
+ * against 144, 212 against 210. */
 #pragma once
 #include <stddef.h>
 
