@@ -14,9 +14,9 @@
  *
  * Q4_K: per pair of sub-blocks, 8 vectors hold both sub-blocks' steps in
  * their nibbles (the high ones taken in place, as 16 x the quant, their
- * scale divided by 16); the mins term sum_s min_s * sum(x in s) is one vpdpwssd
- * per sub-block on the mins (widened to two equal int16 per lane) and the
- * activation's two bsums of the sub-block.
+ * scale divided by 16); the mins term sum_s min_s * sum(x in s) is one
+ * vpdpwssd per sub-block on the mins (widened to two equal int16 per
+ * lane) and the activation's two bsums of the sub-block.
  * Q6_K: sub-block by sub-block (one chain per activation row at a time),
  * each step one AND, or one AND, one shift and one VPTERNLOG (repack_k.h);
  * the fourth sub-block of each quarter is taken as 4 x the quant (its
@@ -60,8 +60,8 @@ INLINE const struct block_q8_K *xblock(const uint8_t *x, size_t xs, int i, size_
 /* Q4_K super-block BLK of one group x super-block B of activation rows
  * 0 .. MR - 1 (X, XS bytes apart), added to Y (row i at Y + i * LDY);
  * prefetches the weights PF bytes ahead. */
-INLINE void q4k_block(const uint8_t *blk, size_t pf, const uint8_t *x, size_t xs, size_t b, int mr, float *y,
-		      size_t ldy)
+INLINE void q4k_block(const uint8_t *blk, size_t pf, const uint8_t *x, size_t xs, size_t b, int mr,
+		      float *y, size_t ldy)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f), mf0 = _mm512_set1_epi8((char)0xf0);
 	const __m512i magic_i = _mm512_set1_epi32(MAGIC_I);
@@ -132,17 +132,18 @@ INLINE void q4k_block(const uint8_t *blk, size_t pf, const uint8_t *x, size_t xs
 }
 
 /* Q6_K: as q4k_block. */
-INLINE void q6k_block(const uint8_t *blk, size_t pf, const uint8_t *x, size_t xs, size_t b, int mr, float *y,
-		      size_t ldy)
+INLINE void q6k_block(const uint8_t *blk, size_t pf, const uint8_t *x, size_t xs, size_t b, int mr,
+		      float *y, size_t ldy)
 {
 	const __m512i m3f = _mm512_set1_epi8(0x3f), m0f = _mm512_set1_epi8(0x0f);
 	const __m512i mc0 = _mm512_set1_epi8((char)0xc0), mf0 = _mm512_set1_epi8((char)0xf0);
 	/* 32 x bsum, 128 x for the sub-blocks taken as 4 x the quant */
 	const __m512i shift = _mm512_set_epi32(7, 5, 5, 5, 7, 5, 5, 5, 7, 5, 5, 5, 7, 5, 5, 5);
 	const __m512 magic = _mm512_set1_ps(MAGIC_F);
-	/* the start of each sub-block chain, MAGIC_I - 32 * bsum, computed 16
-	 * at a time and broadcast from here by the load ports (scalar
-	 * arithmetic and vpbroadcastd from a GPR would take vector ports) */
+	/* the start of each sub-block chain, MAGIC_I - 32 (or 128) * bsum,
+	 * computed 16 at a time and broadcast from here by the load ports
+	 * (scalar arithmetic and vpbroadcastd from a GPR would take vector
+	 * ports) */
 	int32_t start[MR_MAX][16] __attribute__((aligned(64)));
 	__m512 fs[MR_MAX];
 
