@@ -27,7 +27,7 @@
 
 #define TILE 16
 /* blocks per K chunk (a multiple of 4: the C tile ring) */
-#define CHUNK 32
+#define CHUNK 64
 /* activation rows per pass over the weights */
 #define MBLOCK 128
 

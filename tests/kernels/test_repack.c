@@ -25,9 +25,11 @@ static const struct shape shapes[] = {
 	{ 7, 32, 2080 }, { 8, 80, 512 },   { 9, 16, 32 },    { 13, 48, 352 }, { 15, 32, 128 },
 	{ 16, 64, 256 }, { 17, 48, 96 },   { 31, 32, 1056 }, { 32, 96, 512 }, { 33, 16, 64 },
 	{ 64, 64, 2048 }, { 71, 112, 320 }, { 128, 32, 256 },
-	/* AMX: every tail of a K chunk (blocks % 16 = 5, 6, 7, 13), more rows
-	 * than one 128-row pass */
+	/* AMX: every tail of a K chunk's ring of 4 blocks (blocks % 4 = 1, 2,
+	 * 3 after whole rings), more rows than one 128-row pass, three K
+	 * chunks of 64 blocks */
 	{ 16, 16, 192 },  { 20, 16, 224 },  { 48, 32, 416 },  { 150, 48, 672 },
+	{ 33, 32, 4192 },
 	/* AVX-512 tiles of 8, 4 and 2 groups at M <= 4, and their leftovers */
 	{ 1, 208, 224 },  { 2, 96, 96 },    { 3, 48, 160 },   { 4, 80, 352 },
 };
