@@ -26,7 +26,7 @@
 #include "kernels/cpu/repack.h"
 
 #define TILE 16
-/* blocks per K chunk (a multiple of 4: the C tile ring) */
+/* blocks per K chunk */
 #define CHUNK 64
 /* activation rows per pass over the weights */
 #define MBLOCK 128
