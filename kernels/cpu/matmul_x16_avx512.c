@@ -21,11 +21,12 @@
  * within the 32 zmm registers */
 #define MR_MAX 8
 #define NG_MAX 8
-/* bytes ahead in each weight stream to prefetch, from memory: tiles of 2 to
- * 8 groups (M <= 4) measured fastest at 2 KiB (5-15% faster than 4 or 8
- * KiB), the single stream of larger M at 8 KiB (7-10% faster than 2 KiB);
- * none at all is 20% slower */
-#define PREFETCH_MULTI 2048
+/* how far ahead each weight stream prefetches, from memory: tiles of 2 to 8
+ * groups (M <= 4) measured fastest 8 blocks ahead (Q4_0: 2 KiB, 5-15%
+ * faster than 4 or 8 KiB; Q8_0: 4 KiB, 5% faster than 2 KiB), the single
+ * stream of larger M 8 KiB ahead (7-10% faster than 2 KiB); none at all
+ * is 20% slower */
+#define PREFETCH_MULTI_BLOCKS 8
 #define PREFETCH_ONE 8192
 
 /* The 4 activation bytes at P broadcast to all 16 lanes (a broadcast load:
@@ -38,14 +39,15 @@ INLINE __m512i bcast4(const uint8_t *p)
 }
 
 /* Where to prefetch for offset OFF of group G of a tile of NG groups (GRP
- * the first, GB bytes each): the prefetch distance ahead in the group, and
- * past the group's end as far into the group this stream takes in the
- * next tile (G + NG), not into G + 1, which the tile reads already. So
- * the scales and first blocks of every next group arrive in time
- * (measured 8-10% more bandwidth at M = 1 than the plain address ahead). */
-INLINE const uint8_t *prefetch_at(const uint8_t *grp, size_t gb, size_t off, int g, int ng)
+ * the first, GB bytes each, blocks of QB quant bytes): the prefetch
+ * distance ahead in the group, and past the group's end as far into the
+ * group this stream takes in the next tile (G + NG), not into G + 1,
+ * which the tile reads already. So the scales and first blocks of every
+ * next group arrive in time (measured 8-10% more bandwidth at M = 1 than
+ * the plain address ahead). */
+INLINE const uint8_t *prefetch_at(const uint8_t *grp, size_t gb, size_t qb, size_t off, int g, int ng)
 {
-	const size_t p = off + (ng > 1 ? PREFETCH_MULTI : PREFETCH_ONE);
+	const size_t p = off + (ng > 1 ? PREFETCH_MULTI_BLOCKS * qb : PREFETCH_ONE);
 	return grp + (size_t)g * gb + p + (p >= gb ? (size_t)(ng - 1) * gb : 0);
 }
 
@@ -93,7 +95,7 @@ INLINE void x16_tile(enum gi_type t, const uint8_t *grp, size_t gb, size_t k, co
 #pragma GCC unroll 8
 		for (int g = 0; g < ng; g++) {
 			const uint8_t *q = grp + (size_t)g * gb + sb + b * qb;
-			const uint8_t *pf = prefetch_at(grp, gb, sb + b * qb, g, ng);
+			const uint8_t *pf = prefetch_at(grp, gb, qb, sb + b * qb, g, ng);
 			if (t == GI_TYPE_Q4_0) {
 #pragma GCC unroll 8
 				for (int s = 0; s < 4; s++) {
