@@ -11,8 +11,10 @@
  *
  * Speed notes for callers: split output columns at multiples of 16 (the AMX
  * and tile kernels work on 16 weight rows; other splits are correct but run
- * their ragged edge on slower code); M >= 16 runs on AMX (all types but
- * F32; Q4_0 and Q8_0 from M >= 8); keep XQ 64-byte aligned. */
+ * their ragged edge on slower code); unpacked, M >= 16 runs on AMX (all
+ * types but F32; Q4_0 and Q8_0 from M >= 8), packed (cpu_matmul_x16_rows)
+ * Q4_0 from M >= 16 and Q8_0 from M >= 32, K-quants stay on AVX-512;
+ * keep XQ 64-byte aligned. */
 #pragma once
 #include <stddef.h>
 
