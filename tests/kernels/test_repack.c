@@ -11,10 +11,9 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/matmul_impl.h"
 #include "kernels/cpu/repack.h"
+#include "tests/kernels/x16_check.h"
 #include "tests/t_util.h"
 
-static const char *const levels[] = { "scalar", "avx2", "avx512", "amx" };
-#define NLEVELS ((int)(sizeof(levels) / sizeof(levels[0])))
 
 struct shape {
 	size_t m, n, k;
@@ -45,15 +44,11 @@ static float frand(void)
 
 static void check_type_shape(enum gi_type t, struct shape s)
 {
-	const size_t m = s.m, n = s.n, k = s.k, ldy = n + 5;
-	const size_t wrow = gi_type_row_bytes(t, k), xrow = cpu_act_row_bytes(t, k);
-	const size_t x8row = cpu_act_row_bytes(GI_TYPE_Q8_0, k), pb = cpu_x16_bytes(t, k, n);
-	ck_assert_uint_gt(pb, 0);
+	const size_t m = s.m, n = s.n, k = s.k, wrow = gi_type_row_bytes(t, k);
+	ck_assert_uint_gt(cpu_x16_bytes(t, k, n), 0);
 	float *x = malloc(m * k * sizeof(float)), *wf = malloc(k * sizeof(float));
-	uint8_t *w = malloc(n * wrow), *wp = aligned_alloc(64, pb);
-	uint8_t *xq = aligned_alloc(64, m * xrow + 64), *x8 = aligned_alloc(64, m * x8row + 64);
-	float *ref = malloc(m * ldy * sizeof(float)), *y = malloc(m * ldy * sizeof(float));
-	ck_assert(x && wf && w && wp && xq && x8 && ref && y);
+	uint8_t *w = malloc(n * wrow);
+	ck_assert(x && wf && w);
 
 	for (size_t i = 0; i < m * k; i++)
 		x[i] = frand() * (i % 89 == 3 ? 6.0f : 1.0f) * (float)(1 + (i / k) % 3);
@@ -62,54 +57,11 @@ static void check_type_shape(enum gi_type t, struct shape s)
 			wf[i] = frand() * 0.1f * (float)(1 + j % 5);
 		gi_quantize_row(t, wf, w + j * wrow, k);
 	}
-	/* pack in two group ranges, as threads would */
-	memset(wp, 0xa5, pb);
-	cpu_x16_pack(t, w, k, n, 0, n / 32, wp);
-	cpu_x16_pack(t, w, k, n, n / 32, n / 16, wp);
-
-	cpu_simd_force("scalar");
-	cpu_act_convert(t, x, k, 0, m, xq);
-	cpu_act_convert(GI_TYPE_Q8_0, x, k, 0, m, x8);
-	for (size_t i = 0; i < m * ldy; i++)
-		ref[i] = NAN;
-	cpu_matmul_rows(t, w, k, xq, m, ref, ldy, 0, n);
-
-	for (int l = 0; l < NLEVELS; l++) {
-		if (cpu_simd_force(levels[l]))
-			continue;
-		for (int split = 0; split < 2; split++) {
-			for (size_t i = 0; i < m * ldy; i++)
-				y[i] = NAN;
-			if (!split) {
-				cpu_matmul_x16_rows(t, wp, k, x8, m, y, ldy, 0, n);
-			} else {
-				for (size_t j = 0; j < n; j += 32)
-					cpu_matmul_x16_rows(t, wp, k, x8, m, y, ldy, j, j + 32 < n ? j + 32 : n);
-			}
-			for (size_t i = 0; i < m; i++) {
-				for (size_t j = 0; j < n; j++) {
-					double r = ref[i * ldy + j], got = y[i * ldy + j];
-					double tol = 1e-4 * (fabs(r) + 1.0);
-					if (!(fabs(got - r) <= tol))
-						ck_abort_msg("%s x16 %s m=%zu n=%zu k=%zu split=%d: y[%zu][%zu]=%.7g "
-							     "unpacked %.7g",
-							     levels[l], gi_type_name(t), m, n, k, split, i, j, got, r);
-				}
-				for (size_t j = n; j < ldy; j++)
-					ck_assert_msg(isnan(y[i * ldy + j]), "%s x16 wrote past column %zu",
-						      levels[l], n);
-			}
-		}
-	}
-	cpu_simd_force(NULL);
+	/* whole, then in ranges of 32 columns */
+	t_x16_check(t, w, x, m, n, k, 32, 32);
 	free(x);
 	free(wf);
 	free(w);
-	free(wp);
-	free(xq);
-	free(x8);
-	free(ref);
-	free(y);
 }
 
 START_TEST(test_x16_q4_0)

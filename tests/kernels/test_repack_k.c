@@ -14,10 +14,9 @@
 #include "kernels/cpu/matmul_impl.h"
 #include "kernels/cpu/repack.h"
 #include "kernels/cpu/repack_k.h"
+#include "tests/kernels/x16_check.h"
 #include "tests/t_util.h"
 
-static const char *const levels[] = { "scalar", "avx2", "avx512", "amx" };
-#define NLEVELS ((int)(sizeof(levels) / sizeof(levels[0])))
 
 struct shape {
 	size_t m, n, k;
@@ -40,38 +39,14 @@ static float frand(void)
 	return (float)((rng_state >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
 }
 
-/* Checks rows [0, M) x columns [0, N) of Y against REF; columns N .. LDY
- * must still be NaN. */
-static void check_y(const float *ref, const float *y, size_t m, size_t n, size_t ldy, const char *what,
-		    enum gi_type t, struct shape s, int split)
-{
-	for (size_t i = 0; i < m; i++) {
-		for (size_t j = 0; j < n; j++) {
-			double r = ref[i * ldy + j], got = y[i * ldy + j];
-			double tol = 1e-4 * (fabs(r) + 1.0);
-			if (!(fabs(got - r) <= tol))
-				ck_abort_msg("%s x16 %s m=%zu n=%zu k=%zu split=%d: y[%zu][%zu]=%.7g unpacked %.7g",
-					     what, gi_type_name(t), s.m, s.n, s.k, split, i, j, got, r);
-		}
-		for (size_t j = n; j < ldy; j++)
-			ck_assert_msg(isnan(y[i * ldy + j]), "%s x16 %s wrote past column %zu", what,
-				      gi_type_name(t), n);
-	}
-}
-
 static void check_type_shape(enum gi_type t, struct shape s)
 {
-	const size_t m = s.m, n = s.n, k = s.k, ldy = n + 5;
-	const size_t wrow = gi_type_row_bytes(t, k), xrow = cpu_act_row_bytes(t, k);
-	const enum gi_type at = cpu_x16_act_type(t);
-	const size_t xkrow = cpu_act_row_bytes(at, k), pb = cpu_x16_bytes(t, k, n);
-	ck_assert_int_eq(at, GI_TYPE_Q6_K);
-	ck_assert_uint_eq(pb, n / 16 * cpu_x16_group_bytes(t, k));
+	const size_t m = s.m, n = s.n, k = s.k, wrow = gi_type_row_bytes(t, k);
+	ck_assert_int_eq(cpu_x16_act_type(t), GI_TYPE_Q6_K);
+	ck_assert_uint_eq(cpu_x16_bytes(t, k, n), n / 16 * cpu_x16_group_bytes(t, k));
 	float *x = malloc(m * k * sizeof(float)), *wf = malloc(k * sizeof(float));
-	uint8_t *w = malloc(n * wrow), *wp = aligned_alloc(64, pb);
-	uint8_t *xq = aligned_alloc(64, m * xrow), *xk = aligned_alloc(64, m * xkrow);
-	float *ref = malloc(m * ldy * sizeof(float)), *y = malloc(m * ldy * sizeof(float));
-	ck_assert(x && wf && w && wp && xq && xk && ref && y);
+	uint8_t *w = malloc(n * wrow);
+	ck_assert(x && wf && w);
 
 	/* activations with outliers (large d, small quants elsewhere), weights
 	 * with rows of different magnitude and sub-blocks of mixed sign */
@@ -82,43 +57,11 @@ static void check_type_shape(enum gi_type t, struct shape s)
 			wf[i] = (frand() + (i / 32 % 3 == 1 ? 0.6f : 0.0f)) * 0.1f * (float)(1 + j % 5);
 		gi_quantize_row(t, wf, w + j * wrow, k);
 	}
-	/* pack in two group ranges, as threads would */
-	memset(wp, 0xa5, pb);
-	cpu_x16_pack(t, w, k, n, 0, n / 32, wp);
-	cpu_x16_pack(t, w, k, n, n / 32, n / 16, wp);
-
-	cpu_simd_force("scalar");
-	cpu_act_convert(t, x, k, 0, m, xq);
-	cpu_act_convert(at, x, k, 0, m, xk);
-	for (size_t i = 0; i < m * ldy; i++)
-		ref[i] = NAN;
-	cpu_matmul_rows(t, w, k, xq, m, ref, ldy, 0, n);
-
-	for (int l = 0; l < NLEVELS; l++) {
-		if (cpu_simd_force(levels[l]))
-			continue;
-		for (int split = 0; split < 2; split++) {
-			for (size_t i = 0; i < m * ldy; i++)
-				y[i] = NAN;
-			if (!split) {
-				cpu_matmul_x16_rows(t, wp, k, xk, m, y, ldy, 0, n);
-			} else {
-				/* ranges of 16, 32, 16, 32, ... columns */
-				for (size_t j = 0, c = 16; j < n; j += c, c = 48 - c)
-					cpu_matmul_x16_rows(t, wp, k, xk, m, y, ldy, j, j + c < n ? j + c : n);
-			}
-			check_y(ref, y, m, n, ldy, levels[l], t, s, split);
-		}
-	}
-	cpu_simd_force(NULL);
+	/* whole, then in ranges of 16, 32, 16, 32, ... columns */
+	t_x16_check(t, w, x, m, n, k, 16, 32);
 	free(x);
 	free(wf);
 	free(w);
-	free(wp);
-	free(xq);
-	free(xk);
-	free(ref);
-	free(y);
 }
 
 START_TEST(test_xk_q4_K)
