@@ -390,6 +390,8 @@ const struct cpu_kernels cpu_kernels_avx512 = {
 	},
 	.mm_x16 = {
 		[GI_TYPE_F32] = cpu_mm_x16_f32_avx512,
+		[GI_TYPE_F16] = cpu_mm_x16_f16_avx512,
+		[GI_TYPE_BF16] = cpu_mm_x16_bf16_avx512,
 		[GI_TYPE_Q4_0] = cpu_mm_x16_q4_0_avx512,
 		[GI_TYPE_Q8_0] = cpu_mm_x16_q8_0_avx512,
 		[GI_TYPE_Q4_K] = cpu_mm_x16_q4_K_avx512,

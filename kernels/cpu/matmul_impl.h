@@ -103,6 +103,11 @@ void cpu_mm_x16_q4_K_scalar(const void *w, size_t k, const void *xq, size_t xstr
 			    float *y, size_t ldy, size_t j0, size_t j1);
 void cpu_mm_x16_q6_K_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
 			    float *y, size_t ldy, size_t j0, size_t j1);
+/* The packed F16 / BF16 matmuls in plain C (repack_f16.c). */
+void cpu_mm_x16_f16_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			   float *y, size_t ldy, size_t j0, size_t j1);
+void cpu_mm_x16_bf16_scalar(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			    float *y, size_t ldy, size_t j0, size_t j1);
 
 extern const struct cpu_kernels cpu_kernels_scalar;
 #if !GI_NO_SIMD
@@ -158,6 +163,20 @@ void cpu_mm_x16_q4_K_avx512(const void *w, size_t k, const void *xq, size_t xstr
 			    float *y, size_t ldy, size_t j0, size_t j1);
 void cpu_mm_x16_q6_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
 			    float *y, size_t ldy, size_t j0, size_t j1);
+
+/* Packed (x16) F16 / BF16 kernels (repack_f16.h) of the AVX-512 set
+ * (matmul_x16h_avx512.c, any M >= 1) and of the AMX set (matmul_x16h_amx.c:
+ * AMX-BF16 on whole 16-row activation tiles, the AVX-512 ones for small M
+ * and the rows left over); any K, J0 and J1 multiples of 16, F16-weight
+ * activation rows. */
+void cpu_mm_x16_f16_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			   float *y, size_t ldy, size_t j0, size_t j1);
+void cpu_mm_x16_bf16_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			    float *y, size_t ldy, size_t j0, size_t j1);
+void cpu_mm_x16_f16_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			float *y, size_t ldy, size_t j0, size_t j1);
+void cpu_mm_x16_bf16_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			 float *y, size_t ldy, size_t j0, size_t j1);
 
 /* K-quant kernels of the AVX-512 set (matmul_k_avx512.c). */
 void cpu_mm_q4_K_avx512(const void *w, size_t k, const void *xq, size_t xstride, size_t m,

@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/matmul_impl.h"
 #include "kernels/cpu/repack.h"
+#include "kernels/cpu/repack_f16.h"
 #include "kernels/cpu/repack_k.h"
 
 static size_t round64(size_t n)
@@ -15,6 +16,8 @@ enum gi_type cpu_x16_act_type(enum gi_type t)
 {
 	if (cpu_xk_block_bytes(t))
 		return GI_TYPE_Q6_K;
+	if (cpu_xh_group_bytes(t, 32))
+		return t;
 	return t == GI_TYPE_F32 ? GI_TYPE_F32 : GI_TYPE_Q8_0;
 }
 
@@ -22,6 +25,8 @@ size_t cpu_x16_block_bytes(enum gi_type t)
 {
 	if (cpu_xk_block_bytes(t))
 		return cpu_xk_block_bytes(t);
+	if (cpu_xh_group_bytes(t, 32))
+		return XH_BLOCK;
 	return t == GI_TYPE_Q4_0 ? 256 : t == GI_TYPE_Q8_0 ? 512 : 0;
 }
 
@@ -34,6 +39,8 @@ size_t cpu_x16_group_bytes(enum gi_type t, size_t k)
 {
 	if (cpu_xk_block_bytes(t))
 		return cpu_xk_group_bytes(t, k);
+	if (cpu_xh_group_bytes(t, 32))
+		return cpu_xh_group_bytes(t, k);
 	if (t == GI_TYPE_F32)
 		return k && k <= SIZE_MAX / (X16_ROWS * sizeof(float)) ? k * X16_ROWS * sizeof(float) : 0;
 	size_t qb = cpu_x16_block_bytes(t);
@@ -79,6 +86,10 @@ void cpu_x16_pack(enum gi_type t, const void *w, size_t k, size_t n, size_t g0, 
 	}
 	if (cpu_xk_block_bytes(t)) {
 		cpu_xk_pack(t, w, k, g0, g1, dst);
+		return;
+	}
+	if (cpu_xh_group_bytes(t, 32)) {
+		cpu_xh_pack(t, w, k, g0, g1, dst);
 		return;
 	}
 
@@ -134,6 +145,10 @@ void cpu_mm_x16_scalar(enum gi_type t, const void *w, size_t k, const void *xq, 
 
 	if (cpu_xk_block_bytes(t)) {
 		cpu_mm_xk_scalar(t, w, k, xq, xstride, m, y, ldy, j0, j1);
+		return;
+	}
+	if (cpu_xh_group_bytes(t, 32)) {
+		cpu_mm_xh_scalar(t, w, k, xq, xstride, m, y, ldy, j0, j1);
 		return;
 	}
 	if (t == GI_TYPE_F32) {

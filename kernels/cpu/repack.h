@@ -46,17 +46,19 @@
 /* The weight type whose activation format (cpu_act_convert) the packed
  * kernels for weights of type T read: GI_TYPE_Q8_0 for Q4_0 and Q8_0,
  * GI_TYPE_F32 (plain floats) for F32, GI_TYPE_Q6_K (plain Q8_K) for Q4_K and
- * Q6_K (their layouts: repack_k.h). */
+ * Q6_K (their layouts: repack_k.h), the type itself for F16 and BF16
+ * (repack_f16.h). */
 enum gi_type cpu_x16_act_type(enum gi_type t);
 
 /* Quant bytes of one packed block of 16 rows: 256 (Q4_0), 512 (Q8_0), the
- * whole 256-element super-block for Q4_K and Q6_K (repack_k.h), 0 for
- * other types. */
+ * whole 256-element super-block for Q4_K and Q6_K (repack_k.h), 1024 for a
+ * 32-element block of F16 or BF16 (repack_f16.h), 0 for other types. */
 size_t cpu_x16_block_bytes(enum gi_type t);
 /* Bytes of the scale part of a group of K-element rows (64-byte multiple). */
 size_t cpu_x16_scale_bytes(size_t k);
 /* Bytes of one group of 16 packed rows of K elements; 0 if T has no packed
- * layout or K is not a multiple of its block (32; 1 for F32). */
+ * layout or K is not a multiple of its block (32; 1 for F32; F16 and BF16
+ * take any K, padded to 32). */
 size_t cpu_x16_group_bytes(enum gi_type t, size_t k);
 /* Bytes of a whole packed N x K matrix; 0 if it cannot be packed (type, K
  * not a multiple of 32, N not a multiple of 16 (F32: any N, the last group

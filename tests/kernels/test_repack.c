@@ -84,7 +84,7 @@ START_TEST(test_x16_sizes)
 	ck_assert_uint_eq(cpu_x16_bytes(GI_TYPE_Q8_0, 32, 16), 64 + 512);
 	ck_assert_uint_eq(cpu_x16_bytes(GI_TYPE_Q4_0, 2048, 24), 0);  /* N not a multiple of 16 */
 	ck_assert_uint_eq(cpu_x16_bytes(GI_TYPE_Q4_0, 48, 16), 0);    /* K not a multiple of 32 */
-	ck_assert_uint_eq(cpu_x16_bytes(GI_TYPE_F16, 256, 16), 0);    /* no packed layout */
+	ck_assert_uint_eq(cpu_x16_bytes(GI_TYPE_Q8_K, 256, 16), 0);   /* no packed layout */
 	ck_assert_uint_eq(cpu_x16_bytes(GI_TYPE_Q8_0, 32, SIZE_MAX - 15), 0);
 }
 END_TEST
