@@ -285,5 +285,7 @@ const struct cpu_kernels cpu_kernels_amx = {
 	.mm_x16 = {
 		[GI_TYPE_Q4_0] = cpu_mm_x16_q4_0_amx,
 		[GI_TYPE_Q8_0] = cpu_mm_x16_q8_0_amx,
+		[GI_TYPE_Q4_K] = cpu_mm_x16_q4_K_amx,
+		[GI_TYPE_Q6_K] = cpu_mm_x16_q6_K_amx,
 	},
 };

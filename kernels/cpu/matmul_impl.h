@@ -156,6 +156,14 @@ void cpu_mm_x16_q4_0_amx(const void *w, size_t k, const void *xq, size_t xstride
 void cpu_mm_x16_q8_0_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
 			 float *y, size_t ldy, size_t j0, size_t j1);
 
+/* Packed (x16) Q4_K / Q6_K kernels of the AMX set (matmul_xk_amx.c): AMX
+ * on whole 16-row activation tiles, the AVX-512 packed kernels for M < 16
+ * and for the rows left over; same arguments as the AVX-512 ones. */
+void cpu_mm_x16_q4_K_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			 float *y, size_t ldy, size_t j0, size_t j1);
+void cpu_mm_x16_q6_K_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m,
+			 float *y, size_t ldy, size_t j0, size_t j1);
+
 /* Packed (x16) Q4_K / Q6_K kernels of the AVX-512 set (matmul_xk_avx512.c):
  * any M >= 1, K % 256 == 0, J0 and J1 multiples of 16, Q8_K activation
  * rows in natural order (repack_k.h). */

@@ -1,0 +1,385 @@
+/* AMX-INT8 matmuls over the packed x16 Q4_K / Q6_K layouts (repack_k.h)
+ * against plain Q8_K activation rows, for M >= MIN_M (prefill, batched
+ * decode).
+ *
+ * The sub-block scales are folded into the weights, so one C tile covers
+ * a whole super-block instead of one sub-block: per group of 16 weight
+ * rows and K chunk, each super-block's weights become w = scale * q
+ * (Q4_K, 0 .. 945) or scale * (q - 32) (Q6_K, -4096 .. 4096), split into
+ * bytes w = 256 hi + lo (lo unsigned, hi 0 .. 3 or signed -16 .. 16). Each
+ * byte plane is four B tiles of K = 64 (16 weight rows, VNNI order), and
+ * with A = 16 activation rows x 64 quants straight from the Q8_K blocks,
+ * TDPBSUD (lo, Q4_K hi) and TDPBSSD (Q6_K hi) accumulate the super-block's
+ * exact sum_s scale_s * dot_s in two C tiles, as int32 256 C_hi + C_lo
+ * (|sum| < 256 * 127 * 4096 < 2^31): 8 K = 64 products and two C stores
+ * per 16 x 16 x 256, where a tile per sub-block would take 8 (Q4_K) or 16
+ * (Q6_K) stores and as many half-used products. The float epilogue on
+ * AVX-512, per activation row, converts that sum once, times d of the 16
+ * weight rows and d_x of the row; Q4_K subtracts dmin * sum_s min_s *
+ * bsum_s, four vpdpwssd on the mins paired as int16 and the activation's
+ * sub-block sums paired likewise. Rows that do not fill a 16-row tile go
+ * to the AVX-512 packed kernel, as does all of an M below MIN_M. */
+#include <immintrin.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "kernels/cpu/matmul_impl.h"
+#include "kernels/cpu/repack.h"
+#include "kernels/cpu/repack_k.h"
+
+#define TILE 16
+/* super-blocks per K chunk: 8 KB of prepared tiles each */
+#define CHUNK 4
+/* activation rows per pass over the weights */
+#define MBLOCK 128
+/* fewest activation rows worth AMX */
+#define MIN_M 16
+
+/* tmm0, tmm1: A (16 activation rows x 64 quants); tmm2, tmm3: B of the
+ * high and low byte planes (16 x 64 bytes, K = 64); tmm4, tmm5: C (high,
+ * low) of even super-blocks, tmm6, tmm7 of odd ones. */
+static void tile_setup(void)
+{
+	struct amx_tilecfg cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.palette = 1;
+	for (int t = 0; t < 8; t++) {
+		cfg.rows[t] = TILE;
+		cfg.colsb[t] = 64;
+	}
+	_tile_loadconfig(&cfg);
+}
+
+/* Per-thread scratch, initial-exec (see matmul_x16_amx.c: a
+ * general-dynamic access may be a call inside the loops). */
+struct xk_work {
+	/* [super-block][plane: 0 high, 1 low][K = 64 step]: B tiles */
+	int8_t bq[CHUNK][2][4][TILE * 64];
+	/* d (Q4_K, Q6_K) and dmin (Q4_K) of the 16 weight rows */
+	float dw[CHUNK][TILE];
+	float dm[CHUNK][TILE];
+	/* Q4_K: lane r of vector p = min_2p | min_2p+1 << 16 of row r */
+	int32_t mins[CHUNK][4][TILE];
+	/* [row tile][super-block][row in tile]: d_x, and (Q4_K) word pairs
+	 * of the activation sums of sub-blocks 2p, 2p + 1 */
+	float xd[MBLOCK / TILE][CHUNK][TILE];
+	int32_t xb[MBLOCK / TILE][CHUNK][TILE][4];
+	/* C tiles (high, low) of two super-blocks in flight */
+	int32_t cs[2][2][TILE * TILE];
+};
+static __thread struct xk_work xk_work __attribute__((aligned(64), tls_model("initial-exec")));
+
+/* Bytes lo and hi of the 32 int16 products PE (even bytes) and PO (odd
+ * bytes) into one vector each: LO = (pe & 255) | po << 8, HI = pe >> 8 |
+ * (po & 0xff00). */
+static inline __attribute__((always_inline)) void split_store(__m512i pe, __m512i po, int8_t *hi, int8_t *lo)
+{
+	const __m512i low = _mm512_set1_epi16(0x00ff);
+	/* (A & C) | (B & ~C) */
+	_mm512_store_si512(lo, _mm512_ternarylogic_epi32(pe, _mm512_slli_epi16(po, 8), low, 0xe4));
+	_mm512_store_si512(hi, _mm512_ternarylogic_epi32(_mm512_srli_epi16(pe, 8), po, low, 0xe4));
+}
+
+/* The maddubs multipliers of 16 unsigned bytes at P (one per weight row):
+ * *RET_E has the byte at the even positions of its dword (words (s, 0)),
+ * *RET_O at the odd ones. */
+static inline __attribute__((always_inline)) void row_mults(const uint8_t *p, __m512i *ret_e, __m512i *ret_o)
+{
+	const __m512i s = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+	const __m512i e = _mm512_or_si512(s, _mm512_slli_epi32(s, 16));
+	*ret_e = e;
+	*ret_o = _mm512_slli_epi32(e, 8);
+}
+
+/* Packed Q4_K super-block BLK into slot SB of WK: B tile p holds
+ * sub-block 2p (K rows 0..7, the low nibbles of quant vectors (p, 0..7))
+ * and 2p + 1 (rows 8..15, the high nibbles), times the scales. */
+static void prep_q4k(struct xk_work *wk, const uint8_t *blk, size_t sb)
+{
+	const __m512i m4 = _mm512_set1_epi8(0x0f);
+
+	_mm512_store_ps(wk->dw[sb], _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)blk)));
+	_mm512_store_ps(wk->dm[sb], _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(blk + 32))));
+	for (int p = 0; p < 4; p++) {
+		const uint8_t *q = blk + XK_Q4K_QS + 512 * p;
+		const __m512i m0 = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(blk + XK_Q4K_MIN + 32 * p)));
+		const __m512i m1 = _mm512_cvtepu8_epi32(
+			_mm_load_si128((const __m128i *)(blk + XK_Q4K_MIN + 32 * p + 16)));
+		__m512i ae, ao, be, bo;
+
+		_mm512_store_si512(wk->mins[sb][p], _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16)));
+		row_mults(blk + XK_Q4K_SCALE + 32 * p, &ae, &ao);
+		row_mults(blk + XK_Q4K_SCALE + 32 * p + 16, &be, &bo);
+		for (int j = 0; j < 8; j++) {
+			const __m512i v = _mm512_load_si512(q + 64 * j);
+			const __m512i nl = _mm512_and_si512(v, m4);
+			const __m512i nh = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+			split_store(_mm512_maddubs_epi16(nl, ae), _mm512_maddubs_epi16(nl, ao),
+				    wk->bq[sb][0][p] + 64 * j, wk->bq[sb][1][p] + 64 * j);
+			split_store(_mm512_maddubs_epi16(nh, be), _mm512_maddubs_epi16(nh, bo),
+				    wk->bq[sb][0][p] + 64 * (8 + j), wk->bq[sb][1][p] + 64 * (8 + j));
+		}
+	}
+}
+
+/* Packed Q6_K super-block BLK into slot SB of WK: B tile a holds quarter
+ * a, K row 4j + v = step v of its sub-block j, as scale * (q - 32). */
+static void prep_q6k(struct xk_work *wk, const uint8_t *blk, size_t sb)
+{
+	const __m512i m3f = _mm512_set1_epi8(0x3f), m0f = _mm512_set1_epi8(0x0f);
+	const __m512i mc0 = _mm512_set1_epi8((char)0xc0);
+
+	_mm512_store_ps(wk->dw[sb], _mm512_load_ps(blk));
+	for (int a = 0; a < 4; a++) {
+		const uint8_t *qa = blk + XK_Q6K_QS + XK_Q6K_QUARTER * a;
+		for (int j = 0; j < 4; j++) {
+			const uint8_t *sc = blk + XK_Q6K_SCALE + 16 * (4 * a + j);
+			/* 32 * scale in both words of a row's dword */
+			const __m512i s32 = _mm512_slli_epi32(
+				_mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)sc)), 5);
+			const __m512i bias = _mm512_or_si512(_mm512_and_si512(s32, _mm512_set1_epi32(0xffff)),
+							     _mm512_slli_epi32(s32, 16));
+			__m512i se, so;
+
+			row_mults(sc, &se, &so);
+			for (int v = 0; v < 4; v++) {
+				const uint8_t *u = qa + 192 * v;
+				__m512i q;
+				if (j == 0) {
+					q = _mm512_and_si512(_mm512_load_si512(u), m3f);
+				} else if (j == 1) {
+					/* (V2 & 15) | (V0 & 0xc0) >> 2 */
+					const __m512i t = _mm512_srli_epi16(_mm512_and_si512(_mm512_load_si512(u), mc0), 2);
+					q = _mm512_ternarylogic_epi32(_mm512_load_si512(u + 128), t, m0f, 0xec);
+				} else if (j == 2) {
+					q = _mm512_and_si512(_mm512_load_si512(u + 64), m3f);
+				} else {
+					/* (V2 >> 4 & 15) | (V1 & 0xc0) >> 2 */
+					const __m512i t = _mm512_srli_epi16(_mm512_and_si512(_mm512_load_si512(u + 64), mc0), 2);
+					q = _mm512_ternarylogic_epi32(_mm512_srli_epi16(_mm512_load_si512(u + 128), 4), t,
+								      m0f, 0xec);
+				}
+				split_store(_mm512_sub_epi16(_mm512_maddubs_epi16(q, se), bias),
+					    _mm512_sub_epi16(_mm512_maddubs_epi16(q, so), bias),
+					    wk->bq[sb][0][a] + 64 * (4 * j + v), wk->bq[sb][1][a] + 64 * (4 * j + v));
+			}
+		}
+	}
+}
+
+/* Asks for the NSB packed super-blocks at P that a prep reads next (a
+ * group's chunk sits in a page of its own, which the hardware prefetcher
+ * does not run into by itself). */
+static void prefetch_chunk(const uint8_t *p, size_t qb, size_t nsb)
+{
+	for (size_t o = 0; o < nsb * qb; o += 64)
+		_mm_prefetch((const char *)p + o, _MM_HINT_T1);
+}
+
+/* WK->xd (and for Q4_K WK->xb) for rows [I0, I1) and super-blocks [B0,
+ * B0 + NSB). */
+static void load_x(struct xk_work *wk, int q6, const uint8_t *xq, size_t xs, size_t i0, size_t i1, size_t b0,
+		   size_t nsb)
+{
+	for (size_t i = i0; i < i1; i++) {
+		const struct block_q8_K *xb = (const struct block_q8_K *)(xq + i * xs) + b0;
+		const size_t t = (i - i0) / TILE, r = (i - i0) % TILE;
+		for (size_t b = 0; b < nsb; b++) {
+			wk->xd[t][b][r] = xb[b].d;
+			if (q6)
+				continue;
+			/* sub-block sums, adjacent pairs of bsums (|sum| <= 4064) */
+			const __m128i lo = _mm_loadu_si128((const __m128i *)xb[b].bsums);
+			const __m128i hi = _mm_loadu_si128((const __m128i *)(xb[b].bsums + 8));
+			_mm_store_si128((__m128i *)wk->xb[t][b][r], _mm_hadd_epi16(lo, hi));
+		}
+	}
+}
+
+/* Named accumulators: an array of 16 vectors would live on the stack. */
+#define ACC_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+
+/* The exact integer sum of row r from C slot S (256 C_hi + C_lo). */
+#define CSUM(s, r)                                                                                 \
+	_mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(wk->cs[s][0] + TILE * (r)), 8),     \
+			 _mm512_load_si512(wk->cs[s][1] + TILE * (r)))
+
+/* Q4_K row r: acc += d_x * (d * C - dmin * sum_p mins_p . xb_p). */
+#define EPI4_ROW(r)                                                                                \
+	do {                                                                                       \
+		__m512i m_ = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mn0_,                     \
+						 _mm512_set1_epi32(xb_[r][0]));                    \
+		m_ = _mm512_dpwssd_epi32(m_, mn1_, _mm512_set1_epi32(xb_[r][1]));                   \
+		m_ = _mm512_dpwssd_epi32(m_, mn2_, _mm512_set1_epi32(xb_[r][2]));                   \
+		m_ = _mm512_dpwssd_epi32(m_, mn3_, _mm512_set1_epi32(xb_[r][3]));                   \
+		const __m512 t_ = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m_), dm_,                    \
+						   _mm512_mul_ps(_mm512_cvtepi32_ps(CSUM(s_, r)), dw_)); \
+		a##r = _mm512_fmadd_ps(t_, _mm512_set1_ps(xd_[r]), a##r);                          \
+	} while (0);
+/* Q6_K row r: acc += C * (d * d_x). */
+#define EPI6_ROW(r)                                                                                \
+	a##r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(CSUM(s_, r)), _mm512_mul_ps(dw_, _mm512_set1_ps(xd_[r])), a##r);
+
+/* The epilogue of super-block B of the chunk, its C tiles in slot S. */
+#define EPILOGUE(s, b)                                                                             \
+	do {                                                                                       \
+		const int s_ = (s);                                                                \
+		const __m512 dw_ = _mm512_load_ps(wk->dw[b]);                                      \
+		const float *xd_ = xd[b];                                                          \
+		if (q6) {                                                                          \
+			ACC_ROWS(EPI6_ROW)                                                         \
+		} else {                                                                           \
+			const __m512 dm_ = _mm512_load_ps(wk->dm[b]);                              \
+			const __m512i mn0_ = _mm512_load_si512(wk->mins[b][0]);                    \
+			const __m512i mn1_ = _mm512_load_si512(wk->mins[b][1]);                    \
+			const __m512i mn2_ = _mm512_load_si512(wk->mins[b][2]);                    \
+			const __m512i mn3_ = _mm512_load_si512(wk->mins[b][3]);                    \
+			const int32_t(*xb_)[4] = xb[b];                                            \
+			ACC_ROWS(EPI4_ROW)                                                         \
+		}                                                                                  \
+	} while (0)
+
+/* One K = 64 step C of super-block B: A tile AT, the two planes into C
+ * tiles CH, CL (tile numbers must be literals). */
+#define STEP(at, ch, cl, b, c)                                                                     \
+	do {                                                                                       \
+		_tile_loadd(at, xa + 64 * (c), (long)xs);                                          \
+		_tile_loadd(2, wk->bq[b][0][c], 64);                                               \
+		_tile_loadd(3, wk->bq[b][1][c], 64);                                               \
+		if (q6)                                                                            \
+			_tile_dpbssd(ch, at, 2);                                                   \
+		else                                                                               \
+			_tile_dpbsud(ch, at, 2);                                                   \
+		_tile_dpbsud(cl, at, 3);                                                           \
+	} while (0)
+
+/* The products of super-block B into C tiles CH, CL. */
+#define PRODUCTS(ch, cl, b)                                                                        \
+	do {                                                                                       \
+		const uint8_t *xa = x + (b) * sizeof(struct block_q8_K) + offsetof(struct block_q8_K, qs); \
+		_tile_zero(ch);                                                                    \
+		_tile_zero(cl);                                                                    \
+		STEP(0, ch, cl, b, 0);                                                             \
+		STEP(1, ch, cl, b, 1);                                                             \
+		STEP(0, ch, cl, b, 2);                                                             \
+		STEP(1, ch, cl, b, 3);                                                             \
+	} while (0)
+
+/* 16 activation rows at X (XS bytes apart, X at the chunk's first
+ * super-block) x one group's NSB prepared super-blocks into Y (16 x 16,
+ * LDY apart): adds to Y unless FIRST. XD, XB: the chunk's activation
+ * terms of these rows. The epilogue of super-block b runs after the
+ * products of b + 1 are issued, its C tiles stored before them. */
+static inline __attribute__((always_inline)) void tile_run(struct xk_work *wk, int q6, const uint8_t *x,
+							   size_t xs, const float (*xd)[TILE],
+							   const int32_t (*xb)[TILE][4], size_t nsb, float *y,
+							   size_t ldy, int first)
+{
+#define ACC_DECL(r) __m512 a##r = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + (size_t)(r) * ldy);
+	ACC_ROWS(ACC_DECL)
+#undef ACC_DECL
+	size_t b = 0;
+
+	for (; b + 2 <= nsb; b += 2) {
+		PRODUCTS(4, 5, b);
+		if (b)
+			EPILOGUE(1, b - 1);
+		_tile_stored(4, wk->cs[0][0], 64);
+		_tile_stored(5, wk->cs[0][1], 64);
+		PRODUCTS(6, 7, b + 1);
+		EPILOGUE(0, b);
+		_tile_stored(6, wk->cs[1][0], 64);
+		_tile_stored(7, wk->cs[1][1], 64);
+	}
+	if (b < nsb) {
+		PRODUCTS(4, 5, b);
+		if (b)
+			EPILOGUE(1, b - 1);
+		_tile_stored(4, wk->cs[0][0], 64);
+		_tile_stored(5, wk->cs[0][1], 64);
+		EPILOGUE(0, b);
+	} else {
+		EPILOGUE(1, b - 1);
+	}
+#define ACC_STORE(r) _mm512_storeu_ps(y + (size_t)(r) * ldy, a##r);
+	ACC_ROWS(ACC_STORE)
+#undef ACC_STORE
+}
+
+static void tile_run4(struct xk_work *wk, const uint8_t *x, size_t xs, const float (*xd)[TILE],
+		      const int32_t (*xb)[TILE][4], size_t nsb, float *y, size_t ldy, int first)
+{
+	tile_run(wk, 0, x, xs, xd, xb, nsb, y, ldy, first);
+}
+
+static void tile_run6(struct xk_work *wk, const uint8_t *x, size_t xs, const float (*xd)[TILE],
+		      const int32_t (*xb)[TILE][4], size_t nsb, float *y, size_t ldy, int first)
+{
+	tile_run(wk, 1, x, xs, xd, xb, nsb, y, ldy, first);
+}
+
+/* Activation rows in blocks of MBLOCK, K in chunks of CHUNK super-blocks:
+ * per chunk, each group of [J0, J1) is prepared once and multiplied by
+ * every row tile of the block, partial sums accumulating in Y. */
+static void mm_xk_amx(int q6, const void *w, size_t k, const void *xq, size_t xs, size_t m, float *y,
+		      size_t ldy, size_t j0, size_t j1)
+{
+	const enum gi_type t = q6 ? GI_TYPE_Q6_K : GI_TYPE_Q4_K;
+	const cpu_mm_fn fallback = cpu_kernels_avx512.mm_x16[t];
+	const size_t nb = k / QK_K, gb = cpu_xk_group_bytes(t, k), qb = cpu_xk_block_bytes(t);
+	const size_t mt = m / TILE * TILE;
+	const uint8_t *x = xq;
+	struct xk_work *wk = &xk_work;
+
+	if (m < MIN_M) {
+		fallback(w, k, xq, xs, m, y, ldy, j0, j1);
+		return;
+	}
+	tile_setup();
+	for (size_t i0 = 0; i0 < mt; i0 += MBLOCK) {
+		const size_t i1 = mt - i0 < MBLOCK ? mt : i0 + MBLOCK;
+		for (size_t b0 = 0; b0 < nb; b0 += CHUNK) {
+			const size_t nsb = nb - b0 < CHUNK ? nb - b0 : CHUNK;
+			load_x(wk, q6, x, xs, i0, i1, b0, nsb);
+			for (size_t j = j0; j < j1; j += TILE) {
+				const uint8_t *grp = (const uint8_t *)w + j / TILE * gb + b0 * qb;
+				for (size_t b = 0; b < nsb; b++) {
+					if (q6)
+						prep_q6k(wk, grp + b * qb, b);
+					else
+						prep_q4k(wk, grp + b * qb, b);
+				}
+				if (j + TILE < j1)
+					prefetch_chunk(grp + gb, qb, nsb);
+				else if (b0 + CHUNK < nb)
+					prefetch_chunk((const uint8_t *)w + j0 / TILE * gb + (b0 + CHUNK) * qb, qb,
+						       nb - b0 - CHUNK < CHUNK ? nb - b0 - CHUNK : CHUNK);
+				for (size_t i = i0; i < i1; i += TILE) {
+					const uint8_t *xi = x + i * xs + b0 * sizeof(struct block_q8_K);
+					const size_t rt = (i - i0) / TILE;
+					if (q6)
+						tile_run6(wk, xi, xs, wk->xd[rt], wk->xb[rt], nsb, y + i * ldy + j, ldy,
+							  b0 == 0);
+					else
+						tile_run4(wk, xi, xs, wk->xd[rt], wk->xb[rt], nsb, y + i * ldy + j, ldy,
+							  b0 == 0);
+				}
+			}
+		}
+	}
+	_tile_release();
+	if (mt < m)
+		fallback(w, k, x + mt * xs, xs, m - mt, y + mt * ldy, ldy, j0, j1);
+}
+
+void cpu_mm_x16_q4_K_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m, float *y,
+			 size_t ldy, size_t j0, size_t j1)
+{
+	mm_xk_amx(0, w, k, xq, xstride, m, y, ldy, j0, j1);
+}
+
+void cpu_mm_x16_q6_K_amx(const void *w, size_t k, const void *xq, size_t xstride, size_t m, float *y,
+			 size_t ldy, size_t j0, size_t j1)
+{
+	mm_xk_amx(1, w, k, xq, xstride, m, y, ldy, j0, j1);
+}
