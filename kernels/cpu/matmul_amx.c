@@ -287,5 +287,7 @@ const struct cpu_kernels cpu_kernels_amx = {
 		[GI_TYPE_Q8_0] = cpu_mm_x16_q8_0_amx,
 		[GI_TYPE_Q4_K] = cpu_mm_x16_q4_K_amx,
 		[GI_TYPE_Q6_K] = cpu_mm_x16_q6_K_amx,
+		[GI_TYPE_F16] = cpu_mm_x16_f16_amx,
+		[GI_TYPE_BF16] = cpu_mm_x16_bf16_amx,
 	},
 };
