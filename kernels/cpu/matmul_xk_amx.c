@@ -69,6 +69,14 @@ struct xk_work {
 };
 static __thread struct xk_work xk_work __attribute__((aligned(64), tls_model("initial-exec")));
 
+/* This thread's scratch, its address taken once per matmul: GCC 12, short
+ * of registers, rematerialized the address as a form of the TLS access
+ * the linker cannot relax. */
+static __attribute__((noinline)) struct xk_work *xk_work_get(void)
+{
+	return &xk_work;
+}
+
 /* Bytes lo and hi of the 32 int16 products PE (even bytes) and PO (odd
  * bytes) into one vector each: LO = (pe & 255) | po << 8, HI = pe >> 8 |
  * (po & 0xff00). */
@@ -329,7 +337,7 @@ static void mm_xk_amx(int q6, const void *w, size_t k, const void *xq, size_t xs
 	const size_t nb = k / QK_K, gb = cpu_xk_group_bytes(t, k), qb = cpu_xk_block_bytes(t);
 	const size_t mt = m / TILE * TILE;
 	const uint8_t *x = xq;
-	struct xk_work *wk = &xk_work;
+	struct xk_work *wk = xk_work_get();
 
 	if (m < MIN_M) {
 		fallback(w, k, xq, xs, m, y, ldy, j0, j1);
