@@ -11,12 +11,14 @@
  * low 16 bits cleared (a bf16, exact), WL = the rest (at most 3
  * significant bits, an exact bf16).
  *
- * Per K chunk of CHUNK blocks, two groups of weights at a time: their B
- * tiles are prepared once (F16) and every 16-row activation tile of the
+ * Two groups of weights at a time, K in chunks of CHUNK blocks: a chunk's
+ * B tiles are prepared once (F16) and every 16-row activation tile of the
  * block of rows takes them, its A tiles XH and XL loaded straight from the
  * activation rows. C0, C1 (one per group, all three products accumulated
  * in it) stay in tiles for the chunk, loaded from and stored to Y in
- * place; per block XH, XL, WH0, WL0, WH1, WL1 (6 tile loads) feed 6
+ * place (the pair's 32 columns of Y stay in L1/L2 over its chunks; chunks
+ * outside the pairs made Y travel to memory and back per chunk for the
+ * 32000-column output matrix); per block XH, XL, WH0, WL0, WH1, WL1 (6 tile loads) feed 6
  * TDPBF16PS. Copying the A tiles into a contiguous scratch first (their
  * rows are a power of two apart for K = 2048, 16 KiB: one L1 set) measured
  * slower: they are not reused from L1 either way. Rows that do
@@ -139,10 +141,9 @@ static void tile_run1(int f16, const uint8_t *xh, size_t xs, size_t kp, const ui
 	_tile_stored(0, y, ys);
 }
 
-/* Activation rows in blocks of MBLOCK, K in chunks of CHUNK blocks: per
- * chunk the block's A tiles are copied once, then each pair of groups of
- * [J0, J1) is prepared once (F16) and multiplied by every row tile,
- * partial sums accumulating in Y. */
+/* Activation rows in blocks of MBLOCK; per pair of groups of [J0, J1) and
+ * K chunk the B tiles are prepared once (F16) and multiplied by every row
+ * tile of the block, partial sums accumulating in Y. */
 static void mm_xh_amx(int f16, enum gi_type t, const void *w, size_t k, const void *xq, size_t xs, size_t m,
 		      float *y, size_t ldy, size_t j0, size_t j1)
 {
@@ -158,13 +159,13 @@ static void mm_xh_amx(int f16, enum gi_type t, const void *w, size_t k, const vo
 	tile_setup();
 	for (size_t i0 = 0; i0 < mt; i0 += MBLOCK) {
 		const size_t nt = (mt - i0 < MBLOCK ? mt - i0 : MBLOCK) / TILE;
-		for (size_t b0 = 0; b0 < nb; b0 += CHUNK) {
-			const size_t nbc = nb - b0 < CHUNK ? nb - b0 : CHUNK;
-			for (size_t j = j0; j < j1; j += 2 * TILE) {
-				const uint8_t *g0 = wg + j / TILE * gb, *g1 = g0 + gb;
+		for (size_t j = j0; j < j1; j += 2 * TILE) {
+			const uint8_t *g0 = wg + j / TILE * gb, *g1 = g0 + gb;
+			const int two = j + TILE < j1;
+			for (size_t b0 = 0; b0 < nb; b0 += CHUNK) {
+				const size_t nbc = nb - b0 < CHUNK ? nb - b0 : CHUNK;
 				const uint8_t *p0 = g0 + b0 * XH_BLOCK, *p1 = g1 + b0 * XH_BLOCK;
 				const size_t ws = f16 ? 2 * TILE_BYTES : XH_BLOCK;
-				const int two = j + TILE < j1;
 				if (f16) {
 					split_f16(g0, b0, nbc, wk->wb[0]);
 					if (two)
