@@ -87,10 +87,10 @@ static void split_f16(const uint8_t *grp, size_t b0, size_t nbc, uint8_t (*dst)[
 	}
 }
 
-/* 16 activation rows (A tiles AT, one per block) x two groups (B tiles of
- * block b at W0 + b * WS and W1 + b * WS, WL 1024 bytes after WH when
- * F16) over NBC blocks, into Y (16 x 32, LDY floats apart): adds to Y
- * unless FIRST. */
+/* 16 activation rows (XH of block b at XH + 64 b, rows XS bytes apart,
+ * XL 2 KP bytes after XH) x two groups (B tiles of block b at W0 + b * WS
+ * and W1 + b * WS, WL 1024 bytes after WH when F16) over NBC blocks, into
+ * Y (16 x 32, LDY floats apart): adds to Y unless FIRST. */
 static void tile_run2(int f16, const uint8_t *xh, size_t xs, size_t kp, const uint8_t *w0, const uint8_t *w1,
 		      size_t ws, size_t nbc, float *y, size_t ldy, int first)
 {
@@ -124,7 +124,7 @@ static void tile_run2(int f16, const uint8_t *xh, size_t xs, size_t kp, const ui
 	_tile_stored(1, y + TILE, ys);
 }
 
-/* The same for one group (B tiles at W0). */
+/* The same for one group (B tiles at W0), into Y (16 x 16). */
 static void tile_run1(int f16, const uint8_t *xh, size_t xs, size_t kp, const uint8_t *w0, size_t ws,
 		      size_t nbc, float *y, size_t ldy, int first)
 {
