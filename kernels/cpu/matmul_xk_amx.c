@@ -28,16 +28,18 @@
 #include "kernels/cpu/repack_k.h"
 
 #define TILE 16
-/* super-blocks per K chunk: 8 KB of prepared tiles each */
+/* super-blocks per K chunk: 8 KB of prepared B tiles each */
 #define CHUNK 4
 /* activation rows per pass over the weights */
 #define MBLOCK 128
+#define RT_MAX (MBLOCK / TILE)
 /* fewest activation rows worth AMX */
 #define MIN_M 16
 
-/* tmm0, tmm1: A (16 activation rows x 64 quants); tmm2, tmm3: B of the
- * high and low byte planes (16 x 64 bytes, K = 64); tmm4, tmm5: C (high,
- * low) of even super-blocks, tmm6, tmm7 of odd ones. */
+/* tmm0, tmm1: A of two row tiles (16 activation rows x 64 quants each);
+ * tmm2, tmm3: B of the high and low byte planes (16 x 64 bytes, K = 64),
+ * shared by both row tiles; tmm4, tmm5: C (high, low) of the first row
+ * tile, tmm6, tmm7 of the second. */
 static void tile_setup(void)
 {
 	struct amx_tilecfg cfg;
@@ -50,11 +52,31 @@ static void tile_setup(void)
 	_tile_loadconfig(&cfg);
 }
 
+/* A tile store holds back the tile loads after it whose addresses match
+ * its rows in the low 12 bits (measured: the products ran 1.3x faster
+ * without such matches), so each 4 KB page of scratch takes C stores in
+ * its first KB only and A and B tiles in the other three. */
+#define PAGE_TILES 3
+#define NB_TILES (CHUNK * 2 * 4)
+#define NA_TILES (RT_MAX * CHUNK * 4)
+#define NPAGES ((NB_TILES + NA_TILES + PAGE_TILES - 1) / PAGE_TILES)
+struct xk_page {
+	int32_t c[TILE * TILE];
+	int8_t t[PAGE_TILES][TILE * 64];
+};
+_Static_assert(sizeof(struct xk_page) == 4096, "one page");
+_Static_assert(NPAGES >= 8, "C slots of two super-blocks x four tiles");
+
 /* Per-thread scratch, initial-exec (see matmul_x16_amx.c: a
  * general-dynamic access may be a call inside the loops). */
 struct xk_work {
-	/* [super-block][plane: 0 high, 1 low][K = 64 step]: B tiles */
-	int8_t bq[CHUNK][2][4][TILE * 64];
+	struct xk_page pg[NPAGES];
+	/* where the tiles are in PG: B [super-block][plane: 0 high, 1
+	 * low][K = 64 step], A copies [row tile][super-block][K step] (16 rows
+	 * 64 bytes apart), C [super-block parity][row tile][plane] */
+	int8_t *bt[CHUNK][2][4];
+	int8_t *at[RT_MAX][CHUNK][4];
+	int32_t *ct[2][2][2];
 	/* d (Q4_K, Q6_K) and dmin (Q4_K) of the 16 weight rows */
 	float dw[CHUNK][TILE];
 	float dm[CHUNK][TILE];
@@ -62,12 +84,10 @@ struct xk_work {
 	int32_t mins[CHUNK][4][TILE];
 	/* [row tile][super-block][row in tile]: d_x, and (Q4_K) word pairs
 	 * of the activation sums of sub-blocks 2p, 2p + 1 */
-	float xd[MBLOCK / TILE][CHUNK][TILE];
-	int32_t xb[MBLOCK / TILE][CHUNK][TILE][4];
-	/* C tiles (high, low) of two super-blocks in flight */
-	int32_t cs[2][2][TILE * TILE];
+	float xd[RT_MAX][CHUNK][TILE];
+	int32_t xb[RT_MAX][CHUNK][TILE][4];
 };
-static __thread struct xk_work xk_work __attribute__((aligned(64), tls_model("initial-exec")));
+static __thread struct xk_work xk_work __attribute__((aligned(4096), tls_model("initial-exec")));
 
 /* This thread's scratch, its address taken once per matmul: GCC 12, short
  * of registers, rematerialized the address as a form of the TLS access
@@ -75,6 +95,23 @@ static __thread struct xk_work xk_work __attribute__((aligned(64), tls_model("in
 static __attribute__((noinline)) struct xk_work *xk_work_get(void)
 {
 	return &xk_work;
+}
+
+/* Fills the tile pointers of WK. */
+static void xk_layout(struct xk_work *wk)
+{
+	size_t n = 0;
+
+	for (size_t b = 0; b < CHUNK; b++)
+		for (size_t p = 0; p < 2; p++)
+			for (size_t c = 0; c < 4; c++, n++)
+				wk->bt[b][p][c] = wk->pg[n / PAGE_TILES].t[n % PAGE_TILES];
+	for (size_t t = 0; t < RT_MAX; t++)
+		for (size_t b = 0; b < CHUNK; b++)
+			for (size_t c = 0; c < 4; c++, n++)
+				wk->at[t][b][c] = wk->pg[n / PAGE_TILES].t[n % PAGE_TILES];
+	for (size_t i = 0; i < 8; i++)
+		wk->ct[i / 4][i / 2 % 2][i % 2] = wk->pg[i].c;
 }
 
 /* Bytes lo and hi of the 32 int16 products PE (even bytes) and PO (odd
@@ -123,9 +160,9 @@ static void prep_q4k(struct xk_work *wk, const uint8_t *blk, size_t sb)
 			const __m512i nl = _mm512_and_si512(v, m4);
 			const __m512i nh = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
 			split_store(_mm512_maddubs_epi16(nl, ae), _mm512_maddubs_epi16(nl, ao),
-				    wk->bq[sb][0][p] + 64 * j, wk->bq[sb][1][p] + 64 * j);
+				    wk->bt[sb][0][p] + 64 * j, wk->bt[sb][1][p] + 64 * j);
 			split_store(_mm512_maddubs_epi16(nh, be), _mm512_maddubs_epi16(nh, bo),
-				    wk->bq[sb][0][p] + 64 * (8 + j), wk->bq[sb][1][p] + 64 * (8 + j));
+				    wk->bt[sb][0][p] + 64 * (8 + j), wk->bt[sb][1][p] + 64 * (8 + j));
 		}
 	}
 }
@@ -169,7 +206,7 @@ static void prep_q6k(struct xk_work *wk, const uint8_t *blk, size_t sb)
 				}
 				split_store(_mm512_sub_epi16(_mm512_maddubs_epi16(q, se), bias),
 					    _mm512_sub_epi16(_mm512_maddubs_epi16(q, so), bias),
-					    wk->bq[sb][0][a] + 64 * (4 * j + v), wk->bq[sb][1][a] + 64 * (4 * j + v));
+					    wk->bt[sb][0][a] + 64 * (4 * j + v), wk->bt[sb][1][a] + 64 * (4 * j + v));
 			}
 		}
 	}
@@ -184,8 +221,10 @@ static void prefetch_chunk(const uint8_t *p, size_t qb, size_t nsb)
 		_mm_prefetch((const char *)p + o, _MM_HINT_T1);
 }
 
-/* WK->xd (and for Q4_K WK->xb) for rows [I0, I1) and super-blocks [B0,
- * B0 + NSB). */
+/* The A tiles, WK->xd and for Q4_K WK->xb of rows [I0, I1) and
+ * super-blocks [B0, B0 + NSB). The quants are copied to tiles of 64-byte
+ * rows, 1 KB together: from the Q8_K blocks straight, each A row would
+ * straddle two cache lines (measured 20% slower at M = 128). */
 static void load_x(struct xk_work *wk, int q6, const uint8_t *xq, size_t xs, size_t i0, size_t i1, size_t b0,
 		   size_t nsb)
 {
@@ -194,6 +233,8 @@ static void load_x(struct xk_work *wk, int q6, const uint8_t *xq, size_t xs, siz
 		const size_t t = (i - i0) / TILE, r = (i - i0) % TILE;
 		for (size_t b = 0; b < nsb; b++) {
 			wk->xd[t][b][r] = xb[b].d;
+			for (int c = 0; c < 4; c++)
+				_mm512_store_si512(wk->at[t][b][c] + 64 * r, _mm512_loadu_si512(xb[b].qs + 64 * c));
 			if (q6)
 				continue;
 			/* sub-block sums, adjacent pairs of bsums (|sum| <= 4064) */
@@ -204,126 +245,116 @@ static void load_x(struct xk_work *wk, int q6, const uint8_t *xq, size_t xs, siz
 	}
 }
 
-/* Named accumulators: an array of 16 vectors would live on the stack. */
-#define ACC_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
-
-/* The exact integer sum of row r from C slot S (256 C_hi + C_lo). */
-#define CSUM(s, r)                                                                                 \
-	_mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(wk->cs[s][0] + TILE * (r)), 8),     \
-			 _mm512_load_si512(wk->cs[s][1] + TILE * (r)))
-
-/* Q4_K row r: acc += d_x * (d * C - dmin * sum_p mins_p . xb_p). */
-#define EPI4_ROW(r)                                                                                \
-	do {                                                                                       \
-		__m512i m_ = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mn0_,                     \
-						 _mm512_set1_epi32(xb_[r][0]));                    \
-		m_ = _mm512_dpwssd_epi32(m_, mn1_, _mm512_set1_epi32(xb_[r][1]));                   \
-		m_ = _mm512_dpwssd_epi32(m_, mn2_, _mm512_set1_epi32(xb_[r][2]));                   \
-		m_ = _mm512_dpwssd_epi32(m_, mn3_, _mm512_set1_epi32(xb_[r][3]));                   \
-		const __m512 t_ = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m_), dm_,                    \
-						   _mm512_mul_ps(_mm512_cvtepi32_ps(CSUM(s_, r)), dw_)); \
-		a##r = _mm512_fmadd_ps(t_, _mm512_set1_ps(xd_[r]), a##r);                          \
-	} while (0);
-/* Q6_K row r: acc += C * (d * d_x). */
-#define EPI6_ROW(r)                                                                                \
-	a##r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(CSUM(s_, r)), _mm512_mul_ps(dw_, _mm512_set1_ps(xd_[r])), a##r);
-
-/* The epilogue of super-block B of the chunk, its C tiles in slot S. */
-#define EPILOGUE(s, b)                                                                             \
-	do {                                                                                       \
-		const int s_ = (s);                                                                \
-		const __m512 dw_ = _mm512_load_ps(wk->dw[b]);                                      \
-		const float *xd_ = xd[b];                                                          \
-		if (q6) {                                                                          \
-			ACC_ROWS(EPI6_ROW)                                                         \
-		} else {                                                                           \
-			const __m512 dm_ = _mm512_load_ps(wk->dm[b]);                              \
-			const __m512i mn0_ = _mm512_load_si512(wk->mins[b][0]);                    \
-			const __m512i mn1_ = _mm512_load_si512(wk->mins[b][1]);                    \
-			const __m512i mn2_ = _mm512_load_si512(wk->mins[b][2]);                    \
-			const __m512i mn3_ = _mm512_load_si512(wk->mins[b][3]);                    \
-			const int32_t(*xb_)[4] = xb[b];                                            \
-			ACC_ROWS(EPI4_ROW)                                                         \
-		}                                                                                  \
-	} while (0)
-
-/* One K = 64 step C of super-block B: A tile AT, the two planes into C
- * tiles CH, CL (tile numbers must be literals). */
-#define STEP(at, ch, cl, b, c)                                                                     \
-	do {                                                                                       \
-		_tile_loadd(at, xa + 64 * (c), (long)xs);                                          \
-		_tile_loadd(2, wk->bq[b][0][c], 64);                                               \
-		_tile_loadd(3, wk->bq[b][1][c], 64);                                               \
-		if (q6)                                                                            \
-			_tile_dpbssd(ch, at, 2);                                                   \
-		else                                                                               \
-			_tile_dpbsud(ch, at, 2);                                                   \
-		_tile_dpbsud(cl, at, 3);                                                           \
-	} while (0)
-
-/* The products of super-block B into C tiles CH, CL. */
-#define PRODUCTS(ch, cl, b)                                                                        \
-	do {                                                                                       \
-		const uint8_t *xa = x + (b) * sizeof(struct block_q8_K) + offsetof(struct block_q8_K, qs); \
-		_tile_zero(ch);                                                                    \
-		_tile_zero(cl);                                                                    \
-		STEP(0, ch, cl, b, 0);                                                             \
-		STEP(1, ch, cl, b, 1);                                                             \
-		STEP(0, ch, cl, b, 2);                                                             \
-		STEP(1, ch, cl, b, 3);                                                             \
-	} while (0)
-
-/* 16 activation rows at X (XS bytes apart, X at the chunk's first
- * super-block) x one group's NSB prepared super-blocks into Y (16 x 16,
- * LDY apart): adds to Y unless FIRST. XD, XB: the chunk's activation
- * terms of these rows. The epilogue of super-block b runs after the
- * products of b + 1 are issued, its C tiles stored before them. */
-static inline __attribute__((always_inline)) void tile_run(struct xk_work *wk, int q6, const uint8_t *x,
-							   size_t xs, const float (*xd)[TILE],
-							   const int32_t (*xb)[TILE][4], size_t nsb, float *y,
-							   size_t ldy, int first)
+/* Super-block B's epilogue for the 16 rows of row tile RT: Y row r +=
+ * d_x * (d * (256 C_hi + C_lo) - dmin * sum_p mins_p . xb_p) (Q4_K) or
+ * d_x * d * (256 C_hi + C_lo) (Q6_K), C_hi and C_lo stored at CH, CL. */
+static inline __attribute__((always_inline)) void epilogue(const struct xk_work *wk, int q6, size_t rt, size_t b,
+							   const int32_t *ch, const int32_t *cl, float *y,
+							   size_t ldy)
 {
-#define ACC_DECL(r) __m512 a##r = first ? _mm512_setzero_ps() : _mm512_loadu_ps(y + (size_t)(r) * ldy);
-	ACC_ROWS(ACC_DECL)
-#undef ACC_DECL
-	size_t b = 0;
+	const __m512 dw = _mm512_load_ps(wk->dw[b]), dm = _mm512_load_ps(wk->dm[b]);
+	const __m512i mn0 = _mm512_load_si512(wk->mins[b][0]), mn1 = _mm512_load_si512(wk->mins[b][1]);
+	const __m512i mn2 = _mm512_load_si512(wk->mins[b][2]), mn3 = _mm512_load_si512(wk->mins[b][3]);
+	const float *xd = wk->xd[rt][b];
+	const int32_t(*xb)[4] = wk->xb[rt][b];
 
-	for (; b + 2 <= nsb; b += 2) {
-		PRODUCTS(4, 5, b);
-		if (b)
-			EPILOGUE(1, b - 1);
-		_tile_stored(4, wk->cs[0][0], 64);
-		_tile_stored(5, wk->cs[0][1], 64);
-		PRODUCTS(6, 7, b + 1);
-		EPILOGUE(0, b);
-		_tile_stored(6, wk->cs[1][0], 64);
-		_tile_stored(7, wk->cs[1][1], 64);
+#pragma GCC unroll 16
+	for (int r = 0; r < TILE; r++) {
+		float *yr = y + (size_t)r * ldy;
+		const __m512i c = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(ch + TILE * r), 8),
+						   _mm512_load_si512(cl + TILE * r));
+		__m512 t;
+		if (q6) {
+			t = _mm512_mul_ps(_mm512_cvtepi32_ps(c), dw);
+		} else {
+			__m512i m = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mn0, _mm512_set1_epi32(xb[r][0]));
+			m = _mm512_dpwssd_epi32(m, mn1, _mm512_set1_epi32(xb[r][1]));
+			m = _mm512_dpwssd_epi32(m, mn2, _mm512_set1_epi32(xb[r][2]));
+			m = _mm512_dpwssd_epi32(m, mn3, _mm512_set1_epi32(xb[r][3]));
+			t = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), dm, _mm512_mul_ps(_mm512_cvtepi32_ps(c), dw));
+		}
+		_mm512_storeu_ps(yr, _mm512_fmadd_ps(t, _mm512_set1_ps(xd[r]), _mm512_loadu_ps(yr)));
 	}
-	if (b < nsb) {
-		PRODUCTS(4, 5, b);
-		if (b)
-			EPILOGUE(1, b - 1);
-		_tile_stored(4, wk->cs[0][0], 64);
-		_tile_stored(5, wk->cs[0][1], 64);
-		EPILOGUE(0, b);
-	} else {
-		EPILOGUE(1, b - 1);
-	}
-#define ACC_STORE(r) _mm512_storeu_ps(y + (size_t)(r) * ldy, a##r);
-	ACC_ROWS(ACC_STORE)
-#undef ACC_STORE
 }
 
-static void tile_run4(struct xk_work *wk, const uint8_t *x, size_t xs, const float (*xd)[TILE],
-		      const int32_t (*xb)[TILE][4], size_t nsb, float *y, size_t ldy, int first)
+/* The high-plane product: signed weights for Q6_K. */
+#define DP_HI(c, a, b)                         \
+	do {                                   \
+		if (q6)                        \
+			_tile_dpbssd(c, a, b); \
+		else                           \
+			_tile_dpbsud(c, a, b); \
+	} while (0)
+
+/* NRT (1 or 2) row tiles from RT on (16 activation rows each, their
+ * prepared A tiles) x one group's NSB prepared super-blocks, added to Y
+ * (16 NRT rows x 16, LDY apart; zeroed first if FIRST). Per super-block
+ * and K step, one B pair serves both row tiles; the epilogue of
+ * super-block b runs after the products of b + 1 are issued, its C tiles
+ * stored in the other parity's slots. */
+static inline __attribute__((always_inline)) void tile_run(struct xk_work *wk, int q6, int nrt, size_t rt,
+							   size_t nsb, float *y, size_t ldy, int first)
 {
-	tile_run(wk, 0, x, xs, xd, xb, nsb, y, ldy, first);
+	for (int r = 0; first && r < TILE * nrt; r++)
+		_mm512_storeu_ps(y + (size_t)r * ldy, _mm512_setzero_ps());
+	for (size_t b = 0; b < nsb; b++) {
+		int32_t *const(*ct)[2] = wk->ct[b & 1];
+		_tile_zero(4);
+		_tile_zero(5);
+		if (nrt == 2) {
+			_tile_zero(6);
+			_tile_zero(7);
+		}
+#pragma GCC unroll 4
+		for (int c = 0; c < 4; c++) {
+			_tile_loadd(2, wk->bt[b][0][c], 64);
+			_tile_loadd(3, wk->bt[b][1][c], 64);
+			_tile_loadd(0, wk->at[rt][b][c], 64);
+			if (nrt == 2)
+				_tile_loadd(1, wk->at[rt + 1][b][c], 64);
+			DP_HI(4, 0, 2);
+			_tile_dpbsud(5, 0, 3);
+			if (nrt == 2) {
+				DP_HI(6, 1, 2);
+				_tile_dpbsud(7, 1, 3);
+			}
+		}
+		if (b) {
+			int32_t *const(*cp)[2] = wk->ct[(b - 1) & 1];
+			for (int q = 0; q < nrt; q++)
+				epilogue(wk, q6, rt + (size_t)q, b - 1, cp[q][0], cp[q][1], y + (size_t)q * TILE * ldy,
+					 ldy);
+		}
+		_tile_stored(4, ct[0][0], 64);
+		_tile_stored(5, ct[0][1], 64);
+		if (nrt == 2) {
+			_tile_stored(6, ct[1][0], 64);
+			_tile_stored(7, ct[1][1], 64);
+		}
+	}
+	int32_t *const(*cp)[2] = wk->ct[(nsb - 1) & 1];
+	for (int q = 0; q < nrt; q++)
+		epilogue(wk, q6, rt + (size_t)q, nsb - 1, cp[q][0], cp[q][1], y + (size_t)q * TILE * ldy, ldy);
 }
 
-static void tile_run6(struct xk_work *wk, const uint8_t *x, size_t xs, const float (*xd)[TILE],
-		      const int32_t (*xb)[TILE][4], size_t nsb, float *y, size_t ldy, int first)
+static void tile_run4_1(struct xk_work *wk, size_t rt, size_t nsb, float *y, size_t ldy, int first)
 {
-	tile_run(wk, 1, x, xs, xd, xb, nsb, y, ldy, first);
+	tile_run(wk, 0, 1, rt, nsb, y, ldy, first);
+}
+
+static void tile_run4_2(struct xk_work *wk, size_t rt, size_t nsb, float *y, size_t ldy, int first)
+{
+	tile_run(wk, 0, 2, rt, nsb, y, ldy, first);
+}
+
+static void tile_run6_1(struct xk_work *wk, size_t rt, size_t nsb, float *y, size_t ldy, int first)
+{
+	tile_run(wk, 1, 1, rt, nsb, y, ldy, first);
+}
+
+static void tile_run6_2(struct xk_work *wk, size_t rt, size_t nsb, float *y, size_t ldy, int first)
+{
+	tile_run(wk, 1, 2, rt, nsb, y, ldy, first);
 }
 
 /* Activation rows in blocks of MBLOCK, K in chunks of CHUNK super-blocks:
@@ -343,6 +374,7 @@ static void mm_xk_amx(int q6, const void *w, size_t k, const void *xq, size_t xs
 		fallback(w, k, xq, xs, m, y, ldy, j0, j1);
 		return;
 	}
+	xk_layout(wk);
 	tile_setup();
 	for (size_t i0 = 0; i0 < mt; i0 += MBLOCK) {
 		const size_t i1 = mt - i0 < MBLOCK ? mt : i0 + MBLOCK;
@@ -362,15 +394,17 @@ static void mm_xk_amx(int q6, const void *w, size_t k, const void *xq, size_t xs
 				else if (b0 + CHUNK < nb)
 					prefetch_chunk((const uint8_t *)w + j0 / TILE * gb + (b0 + CHUNK) * qb, qb,
 						       nb - b0 - CHUNK < CHUNK ? nb - b0 - CHUNK : CHUNK);
-				for (size_t i = i0; i < i1; i += TILE) {
-					const uint8_t *xi = x + i * xs + b0 * sizeof(struct block_q8_K);
-					const size_t rt = (i - i0) / TILE;
-					if (q6)
-						tile_run6(wk, xi, xs, wk->xd[rt], wk->xb[rt], nsb, y + i * ldy + j, ldy,
-							  b0 == 0);
+				for (size_t rt = 0; rt < (i1 - i0) / TILE; rt += 2) {
+					float *yi = y + (i0 + rt * TILE) * ldy + j;
+					const int two = rt + 2 <= (i1 - i0) / TILE;
+					if (q6 && two)
+						tile_run6_2(wk, rt, nsb, yi, ldy, b0 == 0);
+					else if (q6)
+						tile_run6_1(wk, rt, nsb, yi, ldy, b0 == 0);
+					else if (two)
+						tile_run4_2(wk, rt, nsb, yi, ldy, b0 == 0);
 					else
-						tile_run4(wk, xi, xs, wk->xd[rt], wk->xb[rt], nsb, y + i * ldy + j, ldy,
-							  b0 == 0);
+						tile_run4_1(wk, rt, nsb, yi, ldy, b0 == 0);
 				}
 			}
 		}

@@ -1,7 +1,7 @@
 /* Packed (x16) Q4_K / Q6_K matmuls: a matrix packed by cpu_x16_pack and
  * multiplied at every SIMD level this CPU has gives what the same matrix
  * unpacked gives through cpu_matmul_rows (the same integer sums per
- * super-block, so only float rounding differs), over M = 1 .. 70, several
+ * super-block, so only float rounding differs), over M = 1 .. 272, several
  * N and K, and column ranges cut at multiples of 16 as the thread pool
  * cuts them. Also: the layout sizes, and the packed bytes against the GGUF
  * values they came from. */
@@ -28,6 +28,9 @@ static const struct shape shapes[] = {
 	{ 4, 64, 512 },   { 5, 48, 256 },  { 7, 32, 1280 }, { 8, 80, 512 },  { 9, 16, 256 },
 	{ 13, 48, 768 },  { 16, 64, 256 }, { 17, 32, 512 }, { 31, 16, 2304 }, { 33, 96, 256 },
 	{ 64, 32, 1024 }, { 70, 48, 512 },
+	/* AMX: a pair of row tiles and a single one, several K chunks, more
+	 * than one block of activation rows, rows left over */
+	{ 48, 32, 1280 }, { 150, 32, 2304 }, { 272, 16, 512 },
 };
 #define NSHAPES ((int)(sizeof(shapes) / sizeof(shapes[0])))
 
