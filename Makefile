@@ -21,6 +21,10 @@
 #   tests/**/test_*.c        -> $(B)/tests/test_* (one Check suite each, main in tests/t_main.c)
 #   tests/**/test_*.sh       -> integration scripts run by tests/run.sh
 #   fuzz/fuzz_*.c            -> $(B)/fuzz/fuzz_* (clang libFuzzer, run briefly by make check)
+#   kernels/cuda/*.cu        -> $(B)/lib/libgicuda.a by nvcc, when there is one
+#   kernels/cuda/*.cu kernels/emu/*.cc -> $(B)/lib/libgicudaemu.a by $(CXX): the same
+#                               kernels on the CPU emulator, linked (with tests/emu/*.cu)
+#                               into the tests under tests/emu/ only
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -53,11 +57,18 @@ CLANG   ?= clang
 ifeq ($(origin CC),default)
 CC := gcc
 endif
+ifeq ($(origin CXX),default)
+CXX := g++
+endif
+NVCC    ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+NVCCFLAGS ?= -O2
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CPPFLAGS := -I. -I$(B) -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS))
 ALLCFLAGS = -std=gnu11 -pthread -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
+ALLCXXFLAGS = -std=c++17 -pthread -fPIC -fvisibility=hidden -Wall -Wextra -Wshadow -Wno-unused-parameter \
+	-Wvla $(CFLAGS) $(SANFLAGS) -MMD -MP
 SYSLIBS := $(shell pkg-config --libs liburing libbpf libelf zlib libsystemd inih libpcre2-8) -lpthread -lm
 CHECKLIBS := $(shell pkg-config --libs check)
 LDFLAGS_ALL = -pthread $(SANFLAGS) $(LDFLAGS)
@@ -83,6 +94,9 @@ ENGINE_SRCS  := $(wildcard engine/*.c)
 KERNEL_SRCS  := $(wildcard kernels/*.c kernels/cpu/*.c kernels/emu/*.c)
 CLIENT_SRCS  := $(wildcard client/*.c)
 DAEMON_SRCS  := $(wildcard daemon/*.c)
+CUDA_SRCS    := $(wildcard kernels/cuda/*.cu)
+EMU_SRCS     := $(wildcard kernels/emu/*.cc)
+EMU_TEST_CU  := $(wildcard tests/emu/*.cu)
 
 DAEMON_LIB_SRCS := $(filter-out daemon/main.c,$(DAEMON_SRCS))
 
@@ -92,6 +106,8 @@ LIB_ENGINE  := $(B)/lib/libgiengine.a
 LIB_KERNELS := $(B)/lib/libgikernels.a
 LIB_CLIENT_A  := $(B)/lib/libgiclient.a
 LIB_CLIENT_SO := $(B)/lib/libgiclient.so.$(SOVER)
+LIB_CUDA      := $(B)/lib/libgicuda.a
+LIB_CUDA_EMU  := $(B)/lib/libgicudaemu.a
 INTERNAL_LIBS := $(LIB_ENGINE) $(LIB_KERNELS) $(LIB_IPC)
 
 TOOL_DIRS  := $(patsubst tools/%/,%,$(sort $(dir $(wildcard tools/*/*.c))))
@@ -108,7 +124,8 @@ FUZZERS    := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
 PROGS := $(if $(wildcard daemon/main.c),$(B)/bin/gid) $(addprefix $(B)/bin/,$(TOOLS) $(BENCHES) $(EXAMPLES))
 
-all: $(PROGS) $(if $(CLIENT_SRCS),$(LIB_CLIENT_SO) $(LIB_CLIENT_A) $(B)/lib/giclient.pc) $(TESTS)
+all: $(PROGS) $(if $(CLIENT_SRCS),$(LIB_CLIENT_SO) $(LIB_CLIENT_A) $(B)/lib/giclient.pc) $(TESTS) \
+	$(if $(NVCC),$(if $(CUDA_SRCS),$(LIB_CUDA)))
 
 # ---- configuration probe --------------------------------------------------
 $(B)/config.h: scripts/probe.sh
@@ -118,11 +135,24 @@ $(B)/config.h: scripts/probe.sh
 $(B)/obj/%.o: %.c $(B)/config.h
 	$(call say,CC,$<)mkdir -p $(@D) && $(CC) $(CPPFLAGS) $(ALLCFLAGS) $(call isa_of,$<) -c $< -o $@
 
+# CUDA sources: by the host C++ compiler against the emulator (.cu and .cc
+# alike), and by nvcc for the real library.
+emu_obj = $(patsubst %,$(B)/obj/emu/%.o,$(basename $(1)))
+$(B)/obj/emu/%.o: %.cu $(B)/config.h
+	$(call say,CXX,$<)mkdir -p $(@D) && $(CXX) $(CPPFLAGS) $(ALLCXXFLAGS) -x c++ -c $< -o $@
+$(B)/obj/emu/%.o: %.cc $(B)/config.h
+	$(call say,CXX,$<)mkdir -p $(@D) && $(CXX) $(CPPFLAGS) $(ALLCXXFLAGS) -c $< -o $@
+$(B)/obj/nvcc/%.o: %.cu $(B)/config.h
+	$(call say,NVCC,$<)mkdir -p $(@D) && $(NVCC) -I. -I$(B) -std=c++17 $(NVCCFLAGS) \
+		-Xcompiler -fPIC -MMD -MP -c $< -o $@
+
 # ---- libraries --------------------------------------------------------------
 $(LIB_DAEMON): $(call obj,$(DAEMON_LIB_SRCS))
 $(LIB_IPC): $(call obj,$(IPC_SRCS))
 $(LIB_ENGINE): $(call obj,$(ENGINE_SRCS))
 $(LIB_KERNELS): $(call obj,$(KERNEL_SRCS))
+$(LIB_CUDA): $(patsubst %.cu,$(B)/obj/nvcc/%.o,$(CUDA_SRCS))
+$(LIB_CUDA_EMU): $(call emu_obj,$(CUDA_SRCS) $(EMU_SRCS))
 $(LIB_CLIENT_A): $(call obj,$(CLIENT_SRCS) $(IPC_SRCS))
 $(B)/lib/%.a:
 	$(call say,AR,$@)mkdir -p $(@D) && rm -f $@ && ar rcs $@ $^
@@ -158,9 +188,11 @@ $(B)/bin/example-%: $(B)/obj/examples/%.o $(LIB_CLIENT_SO)
 # TSan builds of *_mt tests hold only the ipc and client layers: the shared
 # test helpers plus the support files beside the test.
 tsan_support = tests/t_main.c tests/t_util.c $(filter $(dir $(1))%,$(TEST_SUPPORT))
+# Tests under tests/emu/ also get the CUDA kernels on the emulator.
+emu_test = $(if $(filter tests/emu/%,$(1)),$(call emu_obj,$(EMU_TEST_CU)) $(LIB_CUDA_EMU))
 define test_rule
-$(B)/tests/$(notdir $(basename $(1))): $(call obj,$(1) $(TEST_SUPPORT)) $(CLIENT_OBJS) $(if $(DAEMON_LIB_SRCS),$(LIB_DAEMON)) $(INTERNAL_LIBS)
-	$$(call say,LINK,$$@)mkdir -p $$(@D) && $$(CC) $$(LDFLAGS_ALL) -o $$@ $$^ $$(CHECKLIBS) $$(SYSLIBS)
+$(B)/tests/$(notdir $(basename $(1))): $(call obj,$(1) $(TEST_SUPPORT)) $(call emu_test,$(1)) $(CLIENT_OBJS) $(if $(DAEMON_LIB_SRCS),$(LIB_DAEMON)) $(INTERNAL_LIBS)
+	$$(call say,LINK,$$@)mkdir -p $$(@D) && $$(CC) $$(LDFLAGS_ALL) -o $$@ $$^ $$(CHECKLIBS) $$(SYSLIBS) $(if $(call emu_test,$(1)),-lstdc++)
 build/tsan/tests/$(notdir $(basename $(1))): $(1) $(call tsan_support,$(1)) $(CLIENT_SRCS) $(IPC_SRCS) $(B)/config.h
 	$$(call say,TSAN,$$@)mkdir -p $$(@D) && $$(CC) $$(CPPFLAGS) -std=gnu11 -pthread -O1 -g -fsanitize=thread -DGI_TSAN=1 \
 		-o $$@ $(1) $(call tsan_support,$(1)) $(CLIENT_SRCS) $(IPC_SRCS) $$(CHECKLIBS) $$(SYSLIBS)
