@@ -70,7 +70,7 @@ INLINE void xh_tile(enum gi_type t, const uint8_t *grp, size_t gb, size_t kp, co
 		}
 	for (size_t e = 0; e < kp; e += 32) {
 		const size_t off = e * 32; /* byte offset of the block in a group */
-#pragma GCC unroll 16
+#pragma GCC unroll 4
 		for (int s = 0; s < 16; s++) {
 #pragma GCC unroll 8
 			for (int g = 0; g < ng; g++) {
