@@ -7,7 +7,8 @@
  * (K is transposed in the pool, so the 32 lanes read 32 consecutive slots),
  * the warp updates its running maximum and sum (online softmax), then
  * weights the chunk's values with the lanes over the head's dimensions (V
- * rows are contiguous). At the end the warps' partial results are merged
+ * rows are contiguous; the chunk's probabilities reach every lane through
+ * shared memory). At the end the warps' partial results are merged
  * through shared memory with the usual rescaling.
  *
  * With an F16 pool the query is rounded to F16 first, as the CPU backend
@@ -49,6 +50,7 @@ static __global__ void attn_kernel(struct gi_attn_params p, const float *q, floa
 	__shared__ float qs[GI_CUDA_MAX_HEAD_DIM];
 	__shared__ float part_m[ATT_WARPS], part_l[ATT_WARPS];
 	__shared__ float part_o[ATT_WARPS][GI_CUDA_MAX_HEAD_DIM];
+	__shared__ float probs[ATT_WARPS][32];
 	uint32_t h = blockIdx.x, tok = blockIdx.y, hd = p.head_dim, bt = kv.block_tokens;
 	uint32_t kvh = h / (p.n_head / p.n_head_kv), ctx = t.pos[tok] + 1;
 	uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -82,8 +84,10 @@ static __global__ void attn_kernel(struct gi_attn_params p, const float *q, floa
 		m = mn;
 		for (int i = 0; i < ATT_DIMS; i++)
 			acc[i] *= alpha;
+		probs[warp][lane] = e;
+		__syncwarp();
 		for (uint32_t j = 0; j < n; j++) {
-			float pj = __shfl_sync(GI_FULL_MASK, e, (int)j);
+			float pj = probs[warp][j];
 			kv_at a = kv_locate(kv, table, layer, p0 + j);
 			const void *vr = vbase + a.block_off +
 					 ((size_t)kvh * bt + a.slot) * hd * esz;
@@ -93,6 +97,7 @@ static __global__ void attn_kernel(struct gi_attn_params p, const float *q, floa
 					acc[i] += pj * kv_load<F16>(vr, d);
 			}
 		}
+		__syncwarp(); /* all lanes read probs before the next chunk writes */
 	}
 	if (lane == 0) {
 		part_m[warp] = m;

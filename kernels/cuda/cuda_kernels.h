@@ -76,6 +76,25 @@ int gi_cuda_attn(gi_cuda_stream stream, const struct gi_attn_params *p, const fl
 		 uint32_t n_tokens, const struct gi_cuda_tokens *t, const struct gi_kv_pool *kv,
 		 uint32_t layer);
 
+/* ---- nodes ------------------------------------------------------------------ */
+
+/* A step as the node kernels read it: the host record's arrays copied to
+ * device memory (T, TOKENS, OUT_ROWS), the pool's struct on the host. */
+struct gi_cuda_step {
+	uint32_t n_tokens, n_out;
+	const int32_t *tokens;     /* [n_tokens] */
+	const uint32_t *out_rows;  /* [n_out] token rows of GI_ROWS_OUT nodes */
+	struct gi_cuda_tokens t;
+	struct gi_kv_pool kv;
+};
+
+/* Queues the kernels of graph node N (kernels/backend.h) for step S: what
+ * the CPU backend's runner does for the node, MATMUL as one GEMV per weight
+ * (right for decode; a prefill wants the dequantize + GEMM path). P: the
+ * graph's attention parameters (host). -EINVAL for an unknown op. */
+int gi_cuda_node_run(gi_cuda_stream stream, const struct gi_node *n,
+		     const struct gi_attn_params *p, const struct gi_cuda_step *s);
+
 #ifdef __cplusplus
 }
 #endif

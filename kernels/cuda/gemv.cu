@@ -171,8 +171,9 @@ static __global__ void gemv_kernel(const uint8_t *w, size_t row_bytes, uint32_t 
 	for (int r = 0; r < GEMV_M; r++)
 		acc[r] = 0.0f;
 	gemv_row<T>::run(w + (size_t)j * row_bytes, k, x + (size_t)r0 * k, mr, lane, acc);
-	for (int r = 0; r < GEMV_M; r++)
-		acc[r] = gi_warp_sum(acc[r]);
+	for (uint32_t r = 0; r < GEMV_M; r++)
+		if (r < mr) /* the same in every lane of the warp */
+			acc[r] = gi_warp_sum(acc[r]);
 	if (lane)
 		return;
 	for (uint32_t r = 0; r < mr; r++) {

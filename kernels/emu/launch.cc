@@ -12,9 +12,13 @@
  * with a message instead of hanging, and its fibers are abandoned (their
  * stacks go back to the pool; kernel code owns nothing that needs freeing).
  *
- * Warp operations write the lane's value to a per-warp slot, meet at a
- * barrier of the lanes in the mask, read the source lane's slot, and meet
- * again so no lane overwrites a slot before every lane has read it. */
+ * A fiber waiting at a barrier records the generation it waits to see
+ * change; the scheduler passes over it without a switch until then.
+ *
+ * Warp operations write the lane's value (and a shuffle's source lane) to
+ * per-warp slots and meet at a barrier of the lanes in the mask; the last
+ * lane to arrive computes every lane's result into a result slot, so one
+ * barrier per operation suffices. */
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -47,6 +51,10 @@ struct fiber {
 	stack st;
 	unsigned lin, warp, lane;
 	bool done;
+	/* blocked at a barrier until *wait_gen != wait_val (NULL: runnable);
+	 * the scheduler checks without switching to the fiber */
+	const unsigned *wait_gen;
+	unsigned wait_val;
 	void *asan_fake;
 };
 
@@ -55,7 +63,10 @@ struct warp_state {
 	unsigned pending; /* lanes of the barrier being gathered, 0 = none */
 	unsigned arrived;
 	unsigned gen;
-	uint64_t slot[32];
+	int op;           /* enum warp_op being gathered */
+	uint64_t val[32]; /* each lane's value */
+	uint8_t src[32];  /* shuffles: the lane each lane reads (32: none) */
+	uint64_t res[32]; /* each lane's result, written by the last to arrive */
 };
 
 struct job {
@@ -173,45 +184,80 @@ void syncthreads(const char *file, int line)
 		w->bar_gen++;
 		return;
 	}
-	while (w->bar_gen == g)
-		to_sched(w, false);
-	w->progress = true;
+	w->f->wait_gen = &w->bar_gen;
+	w->f->wait_val = g;
+	to_sched(w, false);
 }
 
-/* The barrier of the lanes of MASK in the caller's warp; returns the lanes
- * that take part (MASK without lanes the block does not have). */
-static unsigned warp_barrier(worker *w, unsigned mask, const char *what)
+/* The operation a warp barrier gathers for; the last lane to arrive
+ * computes every lane's result, so a lane never reads another's slot after
+ * the barrier (where a faster lane may already be writing its next value). */
+enum warp_op { OP_SYNC, OP_SHFL, OP_VOTE };
+
+static const char *const op_name[] = { "__syncwarp", "shuffle", "vote" };
+
+/* Results of the gathering that the last lane closes. */
+static void warp_close(worker *w, warp_state *ws)
+{
+	unsigned need = ws->pending, ballot = 0;
+	for (unsigned l = 0; l < 32; l++) {
+		if (!(need & 1u << l))
+			continue;
+		if (ws->op == OP_SHFL) {
+			unsigned src = ws->src[l];
+			if (src >= 32 || !(need & 1u << src))
+				misuse(w, -EINVAL,
+				       "shuffle (mask 0x%08x): lane %u reads lane %u, which does not take part",
+				       need, l, src);
+			ws->res[l] = ws->val[src];
+		} else if (ws->op == OP_VOTE && ws->val[l]) {
+			ballot |= 1u << l;
+		}
+	}
+	if (ws->op == OP_VOTE)
+		for (unsigned l = 0; l < 32; l++)
+			ws->res[l] = ballot;
+	ws->pending = 0;
+	ws->gen++;
+}
+
+/* The caller's lane joins OP over the lanes of MASK in its warp (its value
+ * already in val[lane], its source lane in src[lane]) and returns its
+ * result once every lane of the mask has joined. */
+static uint64_t warp_gather(worker *w, unsigned mask, warp_op op)
 {
 	fiber *f = w->f;
 	warp_state *ws = &w->warps[f->warp];
 	unsigned need = mask & ws->exists, me = 1u << f->lane;
 	if (!(mask & me))
-		misuse(w, -EINVAL, "%s with mask 0x%08x that leaves out the calling lane %u", what,
-		       mask, f->lane);
+		misuse(w, -EINVAL, "%s with mask 0x%08x that leaves out the calling lane %u",
+		       op_name[op], mask, f->lane);
 	/* another group of lanes (another mask) is gathering: let it finish */
 	while (ws->pending && ws->pending != need)
 		to_sched(w, false);
 	if (!ws->pending) {
 		ws->pending = need;
 		ws->arrived = 0;
+		ws->op = op;
+	} else if (ws->op != op) {
+		misuse(w, -EINVAL, "%s of lane %u while lanes 0x%08x wait at a %s", op_name[op],
+		       f->lane, ws->arrived, op_name[ws->op]);
 	}
 	ws->arrived |= me;
 	w->progress = true;
-	unsigned g = ws->gen;
 	if (ws->arrived == need) {
-		ws->pending = 0;
-		ws->gen++;
-		return need;
+		warp_close(w, ws);
+		return ws->res[f->lane];
 	}
-	while (ws->gen == g)
-		to_sched(w, false);
-	w->progress = true;
-	return need;
+	f->wait_gen = &ws->gen;
+	f->wait_val = ws->gen;
+	to_sched(w, false);
+	return ws->res[f->lane];
 }
 
 void syncwarp(unsigned mask)
 {
-	warp_barrier(self, mask, "__syncwarp");
+	warp_gather(self, mask, OP_SYNC);
 }
 
 uint64_t shfl(unsigned mask, uint64_t v, shfl_mode mode, int arg, int width)
@@ -237,26 +283,17 @@ uint64_t shfl(unsigned mask, uint64_t v, shfl_mode mode, int arg, int width)
 		src = lane >= base + (unsigned)arg ? lane - (unsigned)arg : lane;
 		break;
 	}
-	ws->slot[lane] = v;
-	unsigned need = warp_barrier(w, mask, "shuffle");
-	if (src >= 32 || !(need & 1u << src))
-		misuse(w, -EINVAL, "shuffle (mask 0x%08x) reads lane %u, which does not take part",
-		       mask, src);
-	uint64_t r = ws->slot[src];
-	warp_barrier(w, mask, "shuffle");
-	return r;
+	ws->val[lane] = v;
+	ws->src[lane] = (uint8_t)(src < 32 ? src : 32);
+	return warp_gather(w, mask, OP_SHFL);
 }
 
 unsigned vote(unsigned mask, int pred, vote_mode mode)
 {
 	worker *w = self;
 	warp_state *ws = &w->warps[w->f->warp];
-	ws->slot[w->f->lane] = pred != 0;
-	unsigned need = warp_barrier(w, mask, "vote"), ballot = 0;
-	for (unsigned l = 0; l < 32; l++)
-		if (need & 1u << l && ws->slot[l])
-			ballot |= 1u << l;
-	warp_barrier(w, mask, "vote");
+	ws->val[w->f->lane] = pred != 0;
+	unsigned need = mask & ws->exists, ballot = (unsigned)warp_gather(w, mask, OP_VOTE);
 	if (mode == VOTE_ANY)
 		return ballot != 0;
 	if (mode == VOTE_ALL)
@@ -315,6 +352,7 @@ static int run_block(worker *w, unsigned idx)
 		f->warp = i / 32;
 		f->lane = i % 32;
 		f->done = false;
+		f->wait_gen = nullptr;
 		f->asan_fake = nullptr;
 #if defined(__SANITIZE_ADDRESS__)
 		/* frames of fibers abandoned in an earlier block left poison */
@@ -338,6 +376,12 @@ static int run_block(worker *w, unsigned idx)
 			fiber *f = &w->fibers[i];
 			if (f->done)
 				continue;
+			if (f->wait_gen) {
+				if (*f->wait_gen == f->wait_val)
+					continue;
+				f->wait_gen = nullptr;
+				w->progress = true; /* it passes its barrier */
+			}
 			to_fiber(w, f);
 			live -= f->done;
 		}
