@@ -23,7 +23,7 @@
  * outside the pairs sent the 32000-column output matrix to memory and back
  * per chunk), and so do the span's A tiles over the pairs (without spans,
  * K = 5632 read A from L3 for every pair: 0.85x the GGUF-layout kernel,
- * 1.2-1.3x with them). Copying the A tiles into a contiguous scratch first
+ * 1.25-1.3x with them). Copying the A tiles into a contiguous scratch first
  * (their rows are a power of two apart for K = 2048, 16 KiB: one L1 set)
  * measured slower: they are not reused from L1 either way. Rows that do
  * not fill a 16-row tile go to the AVX-512 packed kernel. */
@@ -40,8 +40,11 @@
 #define CHUNK 8
 /* blocks of 32 elements per K span: the pairs of groups are taken in turn
  * per span, so the block of rows' A tiles of one span (MBLOCK x SPAN x 128
- * bytes, 1 MiB) stay in L2 while every pair reads them */
-#define SPAN 64
+ * bytes, 512 KiB) stay in L2 while every pair reads them (K = 5632 in
+ * cache, median of interleaved runs: 64 blocks 1.1-1.25x the GGUF-layout
+ * kernel, 32 1.25-1.3x, 16 1.3x; fewer spans mean fewer round trips of
+ * the output through memory) */
+#define SPAN 32
 /* activation rows per pass over the weights */
 #define MBLOCK 128
 /* fewest activation rows worth AMX */
