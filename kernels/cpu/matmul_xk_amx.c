@@ -4,21 +4,28 @@
  *
  * The sub-block scales are folded into the weights, so one C tile covers
  * a whole super-block instead of one sub-block: per group of 16 weight
- * rows and K chunk, each super-block's weights become w = scale * q
- * (Q4_K, 0 .. 945) or scale * (q - 32) (Q6_K, -4096 .. 4096), split into
- * bytes w = 256 hi + lo (lo unsigned, hi 0 .. 3 or signed -16 .. 16). Each
- * byte plane is four B tiles of K = 64 (16 weight rows, VNNI order), and
- * with A = 16 activation rows x 64 quants straight from the Q8_K blocks,
- * TDPBSUD (lo, Q4_K hi) and TDPBSSD (Q6_K hi) accumulate the super-block's
- * exact sum_s scale_s * dot_s in two C tiles, as int32 256 C_hi + C_lo
- * (|sum| < 256 * 127 * 4096 < 2^31): 8 K = 64 products and two C stores
- * per 16 x 16 x 256, where a tile per sub-block would take 8 (Q4_K) or 16
- * (Q6_K) stores and as many half-used products. The float epilogue on
- * AVX-512, per activation row, converts that sum once, times d of the 16
- * weight rows and d_x of the row; Q4_K subtracts dmin * sum_s min_s *
- * bsum_s, four vpdpwssd on the mins paired as int16 and the activation's
- * sub-block sums paired likewise. Rows that do not fill a 16-row tile go
- * to the AVX-512 packed kernel, as does all of an M below MIN_M. */
+ * rows and super-block, the weights become w = scale * q (Q4_K, 0 .. 945)
+ * or scale * (q - 32) (Q6_K, -4096 .. 4096), split into bytes w = 256 hi +
+ * lo (lo unsigned, hi 0 .. 3 or signed -16 .. 16). Each byte plane is four
+ * B tiles of K = 64 (16 weight rows, VNNI order), and with A = 16
+ * activation rows x 64 quants, TDPBSUD (lo, Q4_K hi) and TDPBSSD (Q6_K hi)
+ * accumulate the super-block's exact sum_s scale_s * dot_s in two C tiles,
+ * as int32 256 C_hi + C_lo (|sum| < 256 * 127 * 4096 < 2^31): 8 K = 64
+ * products and two C stores per 16 x 16 x 256, where a tile per sub-block
+ * would take 8 (Q4_K) or 16 (Q6_K) stores and as many half-used products.
+ * The float epilogue on AVX-512, per activation row, converts that sum
+ * once, times d of the 16 weight rows and d_x of the row; Q4_K subtracts
+ * dmin * sum_s min_s * bsum_s, four vpdpwssd on the mins paired as int16
+ * and the activation's sub-block sums paired likewise.
+ *
+ * Loop order: per block of MBLOCK activation rows and super-block, the
+ * rows' quants are copied into A tiles once (32 KB, L1), then for each
+ * group its super-block is prepared into B tiles (8 KB) and multiplied by
+ * every pair of row tiles. The work on AVX-512 overlaps the tile products:
+ * the epilogue of a pair runs after the next pair's products are issued,
+ * and the next group's B tiles are prepared a quarter at a time between
+ * them. Rows that do not fill a 16-row tile go to the AVX-512 packed
+ * kernel, as does all of an M below MIN_M. */
 #include <immintrin.h>
 #include <stddef.h>
 #include <string.h>
@@ -28,10 +35,15 @@
 #include "kernels/cpu/repack_k.h"
 
 #define TILE 16
-/* super-blocks per K chunk: 8 KB of prepared B tiles each */
-#define CHUNK 4
 /* activation rows per pass over the weights */
+#ifndef MBLOCK
 #define MBLOCK 128
+#endif
+/* super-blocks per K chunk: the A tiles of the block's rows (MBLOCK * 256
+ * bytes each, in L2) and Y written once per chunk */
+#ifndef CHUNK
+#define CHUNK 8
+#endif
 #define RT_MAX (MBLOCK / TILE)
 /* fewest activation rows worth AMX */
 #define MIN_M 16
@@ -57,7 +69,7 @@ static void tile_setup(void)
  * without such matches), so each 4 KB page of scratch takes C stores in
  * its first KB only and A and B tiles in the other three. */
 #define PAGE_TILES 3
-#define NB_TILES (CHUNK * 2 * 4)
+#define NB_TILES (2 * 2 * 4)
 #define NA_TILES (RT_MAX * CHUNK * 4)
 #define NPAGES ((NB_TILES + NA_TILES + PAGE_TILES - 1) / PAGE_TILES)
 struct xk_page {
@@ -65,27 +77,30 @@ struct xk_page {
 	int8_t t[PAGE_TILES][TILE * 64];
 };
 _Static_assert(sizeof(struct xk_page) == 4096, "one page");
-_Static_assert(NPAGES >= 8, "C slots of two super-blocks x four tiles");
+_Static_assert(NPAGES >= 8, "C slots of two pairs x four tiles");
 
 /* Per-thread scratch, initial-exec (see matmul_x16_amx.c: a
  * general-dynamic access may be a call inside the loops). */
 struct xk_work {
 	struct xk_page pg[NPAGES];
-	/* where the tiles are in PG: B [super-block][plane: 0 high, 1
-	 * low][K = 64 step], A copies [row tile][super-block][K step] (16 rows
-	 * 64 bytes apart), C [super-block parity][row tile][plane] */
-	int8_t *bt[CHUNK][2][4];
+	/* where the tiles are in PG: B [buffer][plane: 0 high, 1 low][K = 64
+	 * step] (two buffers: the super-block being multiplied and the next
+	 * one), A copies [row tile][super-block of the chunk][K step] (16 rows
+	 * 64 bytes apart), C [pair parity][row tile of the pair][plane] */
+	int8_t *bt[2][2][4];
 	int8_t *at[RT_MAX][CHUNK][4];
 	int32_t *ct[2][2][2];
-	/* d (Q4_K, Q6_K) and dmin (Q4_K) of the 16 weight rows */
-	float dw[CHUNK][TILE];
-	float dm[CHUNK][TILE];
-	/* Q4_K: lane r of vector p = min_2p | min_2p+1 << 16 of row r */
-	int32_t mins[CHUNK][4][TILE];
+	/* per B buffer: d (Q4_K, Q6_K) and dmin (Q4_K) of the 16 weight
+	 * rows; Q4_K: lane r of vector p = min_2p | min_2p+1 << 16 of row r */
+	float dw[2][TILE];
+	float dm[2][TILE];
+	int32_t mins[2][4][TILE];
 	/* [row tile][super-block][row in tile]: d_x, and (Q4_K) word pairs
 	 * of the activation sums of sub-blocks 2p, 2p + 1 */
 	float xd[RT_MAX][CHUNK][TILE];
 	int32_t xb[RT_MAX][CHUNK][TILE][4];
+	/* one group's sums of the block's rows within a chunk */
+	float acc[RT_MAX * TILE][TILE];
 };
 static __thread struct xk_work xk_work __attribute__((aligned(4096), tls_model("initial-exec")));
 
@@ -102,10 +117,10 @@ static void xk_layout(struct xk_work *wk)
 {
 	size_t n = 0;
 
-	for (size_t b = 0; b < CHUNK; b++)
+	for (size_t u = 0; u < 2; u++)
 		for (size_t p = 0; p < 2; p++)
 			for (size_t c = 0; c < 4; c++, n++)
-				wk->bt[b][p][c] = wk->pg[n / PAGE_TILES].t[n % PAGE_TILES];
+				wk->bt[u][p][c] = wk->pg[n / PAGE_TILES].t[n % PAGE_TILES];
 	for (size_t t = 0; t < RT_MAX; t++)
 		for (size_t b = 0; b < CHUNK; b++)
 			for (size_t c = 0; c < 4; c++, n++)
@@ -136,95 +151,102 @@ static inline __attribute__((always_inline)) void row_mults(const uint8_t *p, __
 	*ret_o = _mm512_slli_epi32(e, 8);
 }
 
-/* Packed Q4_K super-block BLK into slot SB of WK: B tile p holds
+/* Quarter P of packed Q4_K super-block BLK into B buffer U: tile p holds
  * sub-block 2p (K rows 0..7, the low nibbles of quant vectors (p, 0..7))
  * and 2p + 1 (rows 8..15, the high nibbles), times the scales. */
-static void prep_q4k(struct xk_work *wk, const uint8_t *blk, size_t sb)
+static void prep_q4k(struct xk_work *wk, const uint8_t *blk, int u, int p)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	const uint8_t *q = blk + XK_Q4K_QS + 512 * p;
+	const __m512i m0 = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(blk + XK_Q4K_MIN + 32 * p)));
+	const __m512i m1 = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(blk + XK_Q4K_MIN + 32 * p + 16)));
+	__m512i ae, ao, be, bo;
 
-	_mm512_store_ps(wk->dw[sb], _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)blk)));
-	_mm512_store_ps(wk->dm[sb], _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(blk + 32))));
-	for (int p = 0; p < 4; p++) {
-		const uint8_t *q = blk + XK_Q4K_QS + 512 * p;
-		const __m512i m0 = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(blk + XK_Q4K_MIN + 32 * p)));
-		const __m512i m1 = _mm512_cvtepu8_epi32(
-			_mm_load_si128((const __m128i *)(blk + XK_Q4K_MIN + 32 * p + 16)));
-		__m512i ae, ao, be, bo;
-
-		_mm512_store_si512(wk->mins[sb][p], _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16)));
-		row_mults(blk + XK_Q4K_SCALE + 32 * p, &ae, &ao);
-		row_mults(blk + XK_Q4K_SCALE + 32 * p + 16, &be, &bo);
-		for (int j = 0; j < 8; j++) {
-			const __m512i v = _mm512_load_si512(q + 64 * j);
-			const __m512i nl = _mm512_and_si512(v, m4);
-			const __m512i nh = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-			split_store(_mm512_maddubs_epi16(nl, ae), _mm512_maddubs_epi16(nl, ao),
-				    wk->bt[sb][0][p] + 64 * j, wk->bt[sb][1][p] + 64 * j);
-			split_store(_mm512_maddubs_epi16(nh, be), _mm512_maddubs_epi16(nh, bo),
-				    wk->bt[sb][0][p] + 64 * (8 + j), wk->bt[sb][1][p] + 64 * (8 + j));
-		}
+	if (p == 0) {
+		_mm512_store_ps(wk->dw[u], _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)blk)));
+		_mm512_store_ps(wk->dm[u], _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(blk + 32))));
+	}
+	_mm512_store_si512(wk->mins[u][p], _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16)));
+	row_mults(blk + XK_Q4K_SCALE + 32 * p, &ae, &ao);
+	row_mults(blk + XK_Q4K_SCALE + 32 * p + 16, &be, &bo);
+	for (int j = 0; j < 8; j++) {
+		const __m512i v = _mm512_load_si512(q + 64 * j);
+		const __m512i nl = _mm512_and_si512(v, m4);
+		const __m512i nh = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+		split_store(_mm512_maddubs_epi16(nl, ae), _mm512_maddubs_epi16(nl, ao), wk->bt[u][0][p] + 64 * j,
+			    wk->bt[u][1][p] + 64 * j);
+		split_store(_mm512_maddubs_epi16(nh, be), _mm512_maddubs_epi16(nh, bo), wk->bt[u][0][p] + 64 * (8 + j),
+			    wk->bt[u][1][p] + 64 * (8 + j));
 	}
 }
 
-/* Packed Q6_K super-block BLK into slot SB of WK: B tile a holds quarter
- * a, K row 4j + v = step v of its sub-block j, as scale * (q - 32). */
-static void prep_q6k(struct xk_work *wk, const uint8_t *blk, size_t sb)
+/* Quarter A of packed Q6_K super-block BLK into B buffer U: tile a holds
+ * quarter a, K row 4j + v = step v of its sub-block j, as scale * (q -
+ * 32). */
+static void prep_q6k(struct xk_work *wk, const uint8_t *blk, int u, int a)
 {
 	const __m512i m3f = _mm512_set1_epi8(0x3f), m0f = _mm512_set1_epi8(0x0f);
 	const __m512i mc0 = _mm512_set1_epi8((char)0xc0);
+	const uint8_t *qa = blk + XK_Q6K_QS + XK_Q6K_QUARTER * a;
 
-	_mm512_store_ps(wk->dw[sb], _mm512_load_ps(blk));
-	for (int a = 0; a < 4; a++) {
-		const uint8_t *qa = blk + XK_Q6K_QS + XK_Q6K_QUARTER * a;
-		for (int j = 0; j < 4; j++) {
-			const uint8_t *sc = blk + XK_Q6K_SCALE + 16 * (4 * a + j);
-			/* 32 * scale in both words of a row's dword */
-			const __m512i s32 = _mm512_slli_epi32(
-				_mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)sc)), 5);
-			const __m512i bias = _mm512_or_si512(_mm512_and_si512(s32, _mm512_set1_epi32(0xffff)),
-							     _mm512_slli_epi32(s32, 16));
-			__m512i se, so;
+	if (a == 0)
+		_mm512_store_ps(wk->dw[u], _mm512_load_ps(blk));
+	for (int j = 0; j < 4; j++) {
+		const uint8_t *sc = blk + XK_Q6K_SCALE + 16 * (4 * a + j);
+		/* 32 * scale in both words of a row's dword */
+		const __m512i s32 = _mm512_slli_epi32(_mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)sc)), 5);
+		const __m512i bias = _mm512_or_si512(_mm512_and_si512(s32, _mm512_set1_epi32(0xffff)),
+						     _mm512_slli_epi32(s32, 16));
+		__m512i se, so;
 
-			row_mults(sc, &se, &so);
-			for (int v = 0; v < 4; v++) {
-				const uint8_t *u = qa + 192 * v;
-				__m512i q;
-				if (j == 0) {
-					q = _mm512_and_si512(_mm512_load_si512(u), m3f);
-				} else if (j == 1) {
-					/* (V2 & 15) | (V0 & 0xc0) >> 2 */
-					const __m512i t = _mm512_srli_epi16(_mm512_and_si512(_mm512_load_si512(u), mc0), 2);
-					q = _mm512_ternarylogic_epi32(_mm512_load_si512(u + 128), t, m0f, 0xec);
-				} else if (j == 2) {
-					q = _mm512_and_si512(_mm512_load_si512(u + 64), m3f);
-				} else {
-					/* (V2 >> 4 & 15) | (V1 & 0xc0) >> 2 */
-					const __m512i t = _mm512_srli_epi16(_mm512_and_si512(_mm512_load_si512(u + 64), mc0), 2);
-					q = _mm512_ternarylogic_epi32(_mm512_srli_epi16(_mm512_load_si512(u + 128), 4), t,
-								      m0f, 0xec);
-				}
-				split_store(_mm512_sub_epi16(_mm512_maddubs_epi16(q, se), bias),
-					    _mm512_sub_epi16(_mm512_maddubs_epi16(q, so), bias),
-					    wk->bt[sb][0][a] + 64 * (4 * j + v), wk->bt[sb][1][a] + 64 * (4 * j + v));
+		row_mults(sc, &se, &so);
+		for (int v = 0; v < 4; v++) {
+			const uint8_t *w = qa + 192 * v;
+			__m512i q;
+			if (j == 0) {
+				q = _mm512_and_si512(_mm512_load_si512(w), m3f);
+			} else if (j == 1) {
+				/* (V2 & 15) | (V0 & 0xc0) >> 2 */
+				const __m512i t = _mm512_srli_epi16(_mm512_and_si512(_mm512_load_si512(w), mc0), 2);
+				q = _mm512_ternarylogic_epi32(_mm512_load_si512(w + 128), t, m0f, 0xec);
+			} else if (j == 2) {
+				q = _mm512_and_si512(_mm512_load_si512(w + 64), m3f);
+			} else {
+				/* (V2 >> 4 & 15) | (V1 & 0xc0) >> 2 */
+				const __m512i t = _mm512_srli_epi16(_mm512_and_si512(_mm512_load_si512(w + 64), mc0), 2);
+				q = _mm512_ternarylogic_epi32(_mm512_srli_epi16(_mm512_load_si512(w + 128), 4), t, m0f,
+							      0xec);
 			}
+			split_store(_mm512_sub_epi16(_mm512_maddubs_epi16(q, se), bias),
+				    _mm512_sub_epi16(_mm512_maddubs_epi16(q, so), bias), wk->bt[u][0][a] + 64 * (4 * j + v),
+				    wk->bt[u][1][a] + 64 * (4 * j + v));
 		}
 	}
 }
 
-/* Asks for the NSB packed super-blocks at P that a prep reads next (a
- * group's chunk sits in a page of its own, which the hardware prefetcher
- * does not run into by itself). */
-static void prefetch_chunk(const uint8_t *p, size_t qb, size_t nsb)
+static inline __attribute__((always_inline)) void prep(struct xk_work *wk, int q6, const uint8_t *blk, int u,
+						       int part)
 {
-	for (size_t o = 0; o < nsb * qb; o += 64)
+	if (q6)
+		prep_q6k(wk, blk, u, part);
+	else
+		prep_q4k(wk, blk, u, part);
+}
+
+/* Asks for the packed super-block at P (QB bytes) that a prep reads next:
+ * it sits a group's bytes away from the last one, where the hardware
+ * prefetcher does not look. */
+static void prefetch_block(const uint8_t *p, size_t qb)
+{
+	for (size_t o = 0; o < qb; o += 64)
 		_mm_prefetch((const char *)p + o, _MM_HINT_T1);
 }
 
 /* The A tiles, WK->xd and for Q4_K WK->xb of rows [I0, I1) and
- * super-blocks [B0, B0 + NSB). The quants are copied to tiles of 64-byte
- * rows, 1 KB together: from the Q8_K blocks straight, each A row would
- * straddle two cache lines (measured 20% slower at M = 128). */
+ * super-block B. The quants are copied to tiles of 64-byte rows, 1 KB
+ * together: from the Q8_K blocks straight, each A row would straddle two
+ * cache lines, and the tiles of the block would not stay in L1 (measured
+ * 20% slower at M = 128). */
 static void load_x(struct xk_work *wk, int q6, const uint8_t *xq, size_t xs, size_t i0, size_t i1, size_t b0,
 		   size_t nsb)
 {
@@ -245,22 +267,40 @@ static void load_x(struct xk_work *wk, int q6, const uint8_t *xq, size_t xs, siz
 	}
 }
 
-/* Super-block B's epilogue for the 16 rows of row tile RT: Y row r +=
- * d_x * (d * (256 C_hi + C_lo) - dmin * sum_p mins_p . xb_p) (Q4_K) or
- * d_x * d * (256 C_hi + C_lo) (Q6_K), C_hi and C_lo stored at CH, CL. */
-static inline __attribute__((always_inline)) void epilogue(const struct xk_work *wk, int q6, size_t rt, size_t b,
-							   const int32_t *ch, const int32_t *cl, float *y,
-							   size_t ldy)
+/* Where an epilogue reads its partial sums and writes them: row r of a
+ * row tile at SRC + r * SS (zeros if SRC is NULL) and DST + r * DS. */
+struct xk_sums {
+	const float *src;
+	size_t ss;
+	float *dst;
+	size_t ds;
+};
+
+/* IO moved to row tile T. */
+static inline struct xk_sums sums_at(struct xk_sums io, size_t t)
 {
-	const __m512 dw = _mm512_load_ps(wk->dw[b]), dm = _mm512_load_ps(wk->dm[b]);
-	const __m512i mn0 = _mm512_load_si512(wk->mins[b][0]), mn1 = _mm512_load_si512(wk->mins[b][1]);
-	const __m512i mn2 = _mm512_load_si512(wk->mins[b][2]), mn3 = _mm512_load_si512(wk->mins[b][3]);
+	if (io.src)
+		io.src += t * TILE * io.ss;
+	io.dst += t * TILE * io.ds;
+	return io;
+}
+
+/* The epilogue of row tile RT and super-block B of the chunk with B
+ * buffer U, C_hi and C_lo stored at CH, CL: row r of the sums in IO gets
+ * d_x * (d * (256 C_hi + C_lo) - dmin * sum_p mins_p . xb_p) (Q4_K) or
+ * d_x * d * (256 C_hi + C_lo) (Q6_K). */
+static inline __attribute__((always_inline)) void epilogue(const struct xk_work *wk, int q6, int u, size_t rt,
+							   size_t b, const int32_t *ch, const int32_t *cl,
+							   struct xk_sums io)
+{
+	const __m512 dw = _mm512_load_ps(wk->dw[u]), dm = _mm512_load_ps(wk->dm[u]);
+	const __m512i mn0 = _mm512_load_si512(wk->mins[u][0]), mn1 = _mm512_load_si512(wk->mins[u][1]);
+	const __m512i mn2 = _mm512_load_si512(wk->mins[u][2]), mn3 = _mm512_load_si512(wk->mins[u][3]);
 	const float *xd = wk->xd[rt][b];
 	const int32_t(*xb)[4] = wk->xb[rt][b];
 
 #pragma GCC unroll 16
 	for (int r = 0; r < TILE; r++) {
-		float *yr = y + (size_t)r * ldy;
 		const __m512i c = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(ch + TILE * r), 8),
 						   _mm512_load_si512(cl + TILE * r));
 		__m512 t;
@@ -273,7 +313,8 @@ static inline __attribute__((always_inline)) void epilogue(const struct xk_work 
 			m = _mm512_dpwssd_epi32(m, mn3, _mm512_set1_epi32(xb[r][3]));
 			t = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), dm, _mm512_mul_ps(_mm512_cvtepi32_ps(c), dw));
 		}
-		_mm512_storeu_ps(yr, _mm512_fmadd_ps(t, _mm512_set1_ps(xd[r]), _mm512_loadu_ps(yr)));
+		const __m512 acc = io.src ? _mm512_loadu_ps(io.src + (size_t)r * io.ss) : _mm512_setzero_ps();
+		_mm512_storeu_ps(io.dst + (size_t)r * io.ds, _mm512_fmadd_ps(t, _mm512_set1_ps(xd[r]), acc));
 	}
 }
 
@@ -286,88 +327,102 @@ static inline __attribute__((always_inline)) void epilogue(const struct xk_work 
 			_tile_dpbsud(c, a, b); \
 	} while (0)
 
-/* NRT (1 or 2) row tiles from RT on (16 activation rows each, their
- * prepared A tiles) x one group's NSB prepared super-blocks, added to Y
- * (16 NRT rows x 16, LDY apart; zeroed first if FIRST). Per super-block
- * and K step, one B pair serves both row tiles; the epilogue of
- * super-block b runs after the products of b + 1 are issued, its C tiles
- * stored in the other parity's slots. */
-static inline __attribute__((always_inline)) void tile_run(struct xk_work *wk, int q6, int nrt, size_t rt,
-							   size_t nsb, float *y, size_t ldy, int first)
+/* Row tiles RT (and RT + 1 if TWO) x B buffer U, A tiles of super-block
+ * B of the chunk, into C tiles 4, 5 (and 6, 7). */
+static inline __attribute__((always_inline)) void products(const struct xk_work *wk, int q6, int two, int u,
+							   size_t rt, size_t b)
 {
-	for (int r = 0; first && r < TILE * nrt; r++)
-		_mm512_storeu_ps(y + (size_t)r * ldy, _mm512_setzero_ps());
-	for (size_t b = 0; b < nsb; b++) {
-		int32_t *const(*ct)[2] = wk->ct[b & 1];
-		_tile_zero(4);
-		_tile_zero(5);
-		if (nrt == 2) {
-			_tile_zero(6);
-			_tile_zero(7);
-		}
+	_tile_zero(4);
+	_tile_zero(5);
+	if (two) {
+		_tile_zero(6);
+		_tile_zero(7);
+	}
 #pragma GCC unroll 4
-		for (int c = 0; c < 4; c++) {
-			_tile_loadd(2, wk->bt[b][0][c], 64);
-			_tile_loadd(3, wk->bt[b][1][c], 64);
-			_tile_loadd(0, wk->at[rt][b][c], 64);
-			if (nrt == 2)
-				_tile_loadd(1, wk->at[rt + 1][b][c], 64);
-			DP_HI(4, 0, 2);
-			_tile_dpbsud(5, 0, 3);
-			if (nrt == 2) {
-				DP_HI(6, 1, 2);
-				_tile_dpbsud(7, 1, 3);
-			}
+	for (int c = 0; c < 4; c++) {
+		_tile_loadd(2, wk->bt[u][0][c], 64);
+		_tile_loadd(3, wk->bt[u][1][c], 64);
+		_tile_loadd(0, wk->at[rt][b][c], 64);
+		if (two)
+			_tile_loadd(1, wk->at[rt + 1][b][c], 64);
+		DP_HI(4, 0, 2);
+		_tile_dpbsud(5, 0, 3);
+		if (two) {
+			DP_HI(6, 1, 2);
+			_tile_dpbsud(7, 1, 3);
 		}
-		if (b) {
-			int32_t *const(*cp)[2] = wk->ct[(b - 1) & 1];
-			for (int q = 0; q < nrt; q++)
-				epilogue(wk, q6, rt + (size_t)q, b - 1, cp[q][0], cp[q][1], y + (size_t)q * TILE * ldy,
-					 ldy);
+	}
+}
+
+/* The NRT row tiles of the block (16 activation rows each, their A tiles
+ * loaded) x super-block B of the chunk of one group, in B buffer U, into
+ * the sums IO (row tile t at IO.src + 16 t IO.ss, IO.dst + 16 t IO.ds).
+ * Row tiles go in pairs; the epilogue of a pair runs after the next
+ * pair's products are issued, and between the two the packed super-block
+ * NEXT (if not NULL) is prepared into buffer U ^ 1, PER quarters at a
+ * time. */
+static inline __attribute__((always_inline)) void block_run(struct xk_work *wk, int q6, int u, size_t nrt,
+							    size_t b, const uint8_t *next, struct xk_sums io)
+{
+	const size_t np = (nrt + 1) / 2;
+	const int per = np >= 4 ? 1 : (int)(4 / np);
+	int part = 0;
+	size_t rt = 0;
+
+	for (; rt < nrt; rt += 2) {
+		const int two = rt + 2 <= nrt, s = (int)(rt / 2) & 1;
+		int32_t *const(*ct)[2] = wk->ct[s];
+
+		if (two)
+			products(wk, q6, 1, u, rt, b);
+		else
+			products(wk, q6, 0, u, rt, b);
+		for (int k = 0; next && k < per && part < 4; k++)
+			prep(wk, q6, next, u ^ 1, part++);
+		if (rt) {
+			/* only the last row tile can be single */
+			int32_t *const(*cp)[2] = wk->ct[s ^ 1];
+			for (size_t q = rt - 2; q < rt; q++)
+				epilogue(wk, q6, u, q, b, cp[q % 2][0], cp[q % 2][1], sums_at(io, q));
 		}
 		_tile_stored(4, ct[0][0], 64);
 		_tile_stored(5, ct[0][1], 64);
-		if (nrt == 2) {
+		if (two) {
 			_tile_stored(6, ct[1][0], 64);
 			_tile_stored(7, ct[1][1], 64);
 		}
 	}
-	int32_t *const(*cp)[2] = wk->ct[(nsb - 1) & 1];
-	for (int q = 0; q < nrt; q++)
-		epilogue(wk, q6, rt + (size_t)q, nsb - 1, cp[q][0], cp[q][1], y + (size_t)q * TILE * ldy, ldy);
+	rt -= 2;
+	int32_t *const(*cp)[2] = wk->ct[(int)(rt / 2) & 1];
+	for (size_t q = rt; q < rt + 2 && q < nrt; q++)
+		epilogue(wk, q6, u, q, b, cp[q % 2][0], cp[q % 2][1], sums_at(io, q));
+	while (next && part < 4)
+		prep(wk, q6, next, u ^ 1, part++);
 }
 
-static void tile_run4_1(struct xk_work *wk, size_t rt, size_t nsb, float *y, size_t ldy, int first)
+static void block_run4(struct xk_work *wk, int u, size_t nrt, size_t b, const uint8_t *next, struct xk_sums io)
 {
-	tile_run(wk, 0, 1, rt, nsb, y, ldy, first);
+	block_run(wk, 0, u, nrt, b, next, io);
 }
 
-static void tile_run4_2(struct xk_work *wk, size_t rt, size_t nsb, float *y, size_t ldy, int first)
+static void block_run6(struct xk_work *wk, int u, size_t nrt, size_t b, const uint8_t *next, struct xk_sums io)
 {
-	tile_run(wk, 0, 2, rt, nsb, y, ldy, first);
-}
-
-static void tile_run6_1(struct xk_work *wk, size_t rt, size_t nsb, float *y, size_t ldy, int first)
-{
-	tile_run(wk, 1, 1, rt, nsb, y, ldy, first);
-}
-
-static void tile_run6_2(struct xk_work *wk, size_t rt, size_t nsb, float *y, size_t ldy, int first)
-{
-	tile_run(wk, 1, 2, rt, nsb, y, ldy, first);
+	block_run(wk, 1, u, nrt, b, next, io);
 }
 
 /* Activation rows in blocks of MBLOCK, K in chunks of CHUNK super-blocks:
- * per chunk, each group of [J0, J1) is prepared once and multiplied by
- * every row tile of the block, partial sums accumulating in Y. */
+ * per chunk, the rows' A tiles are copied once, then group by group each
+ * super-block is prepared once and multiplied by every row tile of the
+ * block, the group's sums kept in WK->acc and written to Y at the chunk's
+ * end (read from Y at its start, after the first chunk). */
 static void mm_xk_amx(int q6, const void *w, size_t k, const void *xq, size_t xs, size_t m, float *y,
 		      size_t ldy, size_t j0, size_t j1)
 {
 	const enum gi_type t = q6 ? GI_TYPE_Q6_K : GI_TYPE_Q4_K;
 	const cpu_mm_fn fallback = cpu_kernels_avx512.mm_x16[t];
 	const size_t nb = k / QK_K, gb = cpu_xk_group_bytes(t, k), qb = cpu_xk_block_bytes(t);
-	const size_t mt = m / TILE * TILE;
-	const uint8_t *x = xq;
+	const size_t mt = m / TILE * TILE, g0 = j0 / TILE, g1 = j1 / TILE;
+	const uint8_t *x = xq, *wb = w;
 	struct xk_work *wk = xk_work_get();
 
 	if (m < MIN_M) {
@@ -377,35 +432,31 @@ static void mm_xk_amx(int q6, const void *w, size_t k, const void *xq, size_t xs
 	xk_layout(wk);
 	tile_setup();
 	for (size_t i0 = 0; i0 < mt; i0 += MBLOCK) {
-		const size_t i1 = mt - i0 < MBLOCK ? mt : i0 + MBLOCK;
+		const size_t i1 = mt - i0 < MBLOCK ? mt : i0 + MBLOCK, nrt = (i1 - i0) / TILE;
 		for (size_t b0 = 0; b0 < nb; b0 += CHUNK) {
-			const size_t nsb = nb - b0 < CHUNK ? nb - b0 : CHUNK;
+			const size_t nsb = nb - b0 < CHUNK ? nb - b0 : CHUNK, steps = (g1 - g0) * nsb;
+			int u = 0;
 			load_x(wk, q6, x, xs, i0, i1, b0, nsb);
-			for (size_t j = j0; j < j1; j += TILE) {
-				const uint8_t *grp = (const uint8_t *)w + j / TILE * gb + b0 * qb;
-				for (size_t b = 0; b < nsb; b++) {
-					if (q6)
-						prep_q6k(wk, grp + b * qb, b);
-					else
-						prep_q4k(wk, grp + b * qb, b);
-				}
-				if (j + TILE < j1)
-					prefetch_chunk(grp + gb, qb, nsb);
-				else if (b0 + CHUNK < nb)
-					prefetch_chunk((const uint8_t *)w + j0 / TILE * gb + (b0 + CHUNK) * qb, qb,
-						       nb - b0 - CHUNK < CHUNK ? nb - b0 - CHUNK : CHUNK);
-				for (size_t rt = 0; rt < (i1 - i0) / TILE; rt += 2) {
-					float *yi = y + (i0 + rt * TILE) * ldy + j;
-					const int two = rt + 2 <= (i1 - i0) / TILE;
-					if (q6 && two)
-						tile_run6_2(wk, rt, nsb, yi, ldy, b0 == 0);
-					else if (q6)
-						tile_run6_1(wk, rt, nsb, yi, ldy, b0 == 0);
-					else if (two)
-						tile_run4_2(wk, rt, nsb, yi, ldy, b0 == 0);
-					else
-						tile_run4_1(wk, rt, nsb, yi, ldy, b0 == 0);
-				}
+			for (int part = 0; part < 4; part++)
+				prep(wk, q6, wb + g0 * gb + b0 * qb, 0, part);
+			/* step s: group g0 + s / nsb, super-block b0 + s % nsb */
+			for (size_t s = 0; s < steps; s++, u ^= 1) {
+				const size_t g = g0 + s / nsb, b = s % nsb;
+				const uint8_t *next = s + 1 < steps ? wb + (g0 + (s + 1) / nsb) * gb + (b0 + (s + 1) % nsb) * qb
+								    : NULL;
+				float *yg = y + i0 * ldy + g * TILE;
+				struct xk_sums io = { wk->acc[0], TILE, wk->acc[0], TILE };
+
+				if (s + 2 < steps)
+					prefetch_block(wb + (g0 + (s + 2) / nsb) * gb + (b0 + (s + 2) % nsb) * qb, qb);
+				if (b == 0)
+					io.src = b0 ? yg : NULL, io.ss = ldy;
+				if (b + 1 == nsb)
+					io.dst = yg, io.ds = ldy;
+				if (q6)
+					block_run6(wk, u, nrt, b, next, io);
+				else
+					block_run4(wk, u, nrt, b, next, io);
 			}
 		}
 	}
