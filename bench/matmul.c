@@ -15,9 +15,10 @@
  * measures the memory roofline of the moment; "%roof" is the kernel's
  * weight bandwidth against it (on a shared, busy machine the absolute
  * numbers move, the ratio less so).
- * "Q4_0x16", "Q8_0x16" and "F16x16" are the same weights packed by cpu_x16_pack
- * (kernels/cpu/repack.h) and multiplied by cpu_matmul_x16_rows, so packed
- * and GGUF layout compare in one run; their GB/s counts the packed bytes. */
+ * "Q4_0x16", "Q8_0x16", "Q4_Kx16", "Q6_Kx16" and "F16x16" are the same
+ * weights packed by cpu_x16_pack (kernels/cpu/repack.h) and multiplied by
+ * cpu_matmul_x16_rows, so packed and GGUF layout compare in one run; their
+ * GB/s counts the packed bytes. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -48,7 +49,8 @@ struct kind {
 };
 static const struct kind kinds[] = {
 	{ "Q4_0", GI_TYPE_Q4_0, 0 }, { "Q4_0x16", GI_TYPE_Q4_0, 1 }, { "Q8_0", GI_TYPE_Q8_0, 0 },
-	{ "Q8_0x16", GI_TYPE_Q8_0, 1 }, { "Q4_K", GI_TYPE_Q4_K, 0 }, { "Q6_K", GI_TYPE_Q6_K, 0 },
+	{ "Q8_0x16", GI_TYPE_Q8_0, 1 }, { "Q4_K", GI_TYPE_Q4_K, 0 }, { "Q4_Kx16", GI_TYPE_Q4_K, 1 },
+	{ "Q6_K", GI_TYPE_Q6_K, 0 },   { "Q6_Kx16", GI_TYPE_Q6_K, 1 },
 	{ "F16", GI_TYPE_F16, 0 },     { "F16x16", GI_TYPE_F16, 1 },  { "BF16", GI_TYPE_BF16, 0 },
 	{ "F32", GI_TYPE_F32, 0 },
 };
@@ -335,7 +337,7 @@ int main(int argc, char **argv)
 	for (int ti = 0; ti < NKINDS; ti++)
 		known |= only && !strcasecmp(only, kinds[ti].name);
 	if (!known) {
-		fprintf(stderr, "bench-matmul: --type %s: unknown (Q4_0, Q4_0x16, Q8_0, Q8_0x16, Q4_K, Q6_K, F16, F16x16, BF16, F32)\n",
+		fprintf(stderr, "bench-matmul: --type %s: unknown (Q4_0, Q4_0x16, Q8_0, Q8_0x16, Q4_K, Q4_Kx16, Q6_K, Q6_Kx16, F16, F16x16, BF16, F32)\n",
 			only);
 		return 2;
 	}
