@@ -159,9 +159,10 @@ static void tile_run1(int f16, const uint8_t *xh, size_t xs, size_t kp, const ui
 	_tile_stored(0, y, ys);
 }
 
-/* Activation rows in blocks of MBLOCK; per pair of groups of [J0, J1) and
- * K chunk the B tiles are prepared once (F16) and multiplied by every row
- * tile of the block, partial sums accumulating in Y. */
+/* Activation rows in blocks of MBLOCK, K in spans of SPAN blocks; per pair
+ * of groups of [J0, J1) and K chunk of the span the B tiles are prepared
+ * once (F16) and multiplied by every row tile of the block, partial sums
+ * accumulating in Y. */
 static void mm_xh_amx(int f16, enum gi_type t, const void *w, size_t k, const void *xq, size_t xs, size_t m,
 		      float *y, size_t ldy, size_t j0, size_t j1)
 {
@@ -180,8 +181,8 @@ static void mm_xh_amx(int f16, enum gi_type t, const void *w, size_t k, const vo
 		for (size_t s0 = 0; s0 < nb; s0 += SPAN) {
 			const size_t s1 = nb - s0 < SPAN ? nb : s0 + SPAN;
 			for (size_t j = j0; j < j1; j += 2 * TILE) {
-				const uint8_t *g0 = wg + j / TILE * gb, *g1 = g0 + gb;
 				const int two = j + TILE < j1;
+				const uint8_t *g0 = wg + j / TILE * gb, *g1 = two ? g0 + gb : g0;
 				for (size_t b0 = s0; b0 < s1; b0 += CHUNK) {
 					const size_t nbc = s1 - b0 < CHUNK ? s1 - b0 : CHUNK;
 					const uint8_t *p0 = g0 + b0 * XH_BLOCK, *p1 = g1 + b0 * XH_BLOCK;
