@@ -50,7 +50,7 @@ bool stack_get(stack *ret)
 		munmap(p, STACK_BYTES + page);
 		return false;
 	}
-	*ret = stack{ static_cast<char *>(p) + page, STACK_BYTES };
+	*ret = stack{ static_cast<char *>(p) + page, STACK_BYTES, false };
 	return true;
 }
 

@@ -9,6 +9,7 @@ namespace emu {
 struct stack {
 	char *base; /* lowest usable byte; a guard page sits below it */
 	size_t size;
+	bool abandoned; /* a fiber on it never returned (ASan poison may remain) */
 };
 
 /* A stack from the pool, or a new mapping; false when out of memory. */

@@ -3,8 +3,8 @@
  *
  * A launch hands block indices to a few OS threads (an atomic counter);
  * each runs its blocks one at a time. For a block it starts one fiber per
- * CUDA thread and runs them round-robin: a fiber runs until it waits at a
- * barrier or returns. A barrier counts arrivals; the last thread to arrive
+ * CUDA thread and runs them round-robin (alternately up and down the thread
+ * index): a fiber runs until it waits at a barrier or returns. A barrier counts arrivals; the last thread to arrive
  * opens it (bumps its generation) and goes on, the others see the new
  * generation on their next turn. A round of the scheduler in which no fiber
  * arrived anywhere, passed a barrier or returned is a deadlock: some thread
@@ -355,9 +355,16 @@ static int run_block(worker *w, unsigned idx)
 		f->wait_gen = nullptr;
 		f->asan_fake = nullptr;
 #if defined(__SANITIZE_ADDRESS__)
-		/* frames of fibers abandoned in an earlier block left poison */
-		ASAN_UNPOISON_MEMORY_REGION(f->st.base, f->st.size);
+		/* a fiber abandoned in an earlier block left its frames' redzones
+		 * poisoned anywhere on its stack; one that returned, only those
+		 * of fiber_main near the top */
+		size_t top = f->st.size < 16384 ? f->st.size : 16384;
+		if (f->st.abandoned)
+			ASAN_UNPOISON_MEMORY_REGION(f->st.base, f->st.size);
+		else
+			ASAN_UNPOISON_MEMORY_REGION(f->st.base + f->st.size - top, top);
 #endif
+		f->st.abandoned = false;
 		ctx_init(&f->ctx, f->st, fiber_main, f);
 	}
 	for (unsigned i = 0; i < w->warps.size(); i++) {
@@ -370,10 +377,13 @@ static int run_block(worker *w, unsigned idx)
 	w->bar_gen = 0;
 	w->err = 0;
 	unsigned live = w->n;
-	while (live) {
+	/* rounds alternate direction, starting forward in even blocks and
+	 * backward in odd ones, so a read of another thread's shared write
+	 * without a barrier between them sees stale data in some block */
+	for (unsigned round = idx % 2; live; round++) {
 		w->progress = false;
-		for (unsigned i = 0; i < w->n && !w->err; i++) {
-			fiber *f = &w->fibers[i];
+		for (unsigned k = 0; k < w->n && !w->err; k++) {
+			fiber *f = &w->fibers[round % 2 ? w->n - 1 - k : k];
 			if (f->done)
 				continue;
 			if (f->wait_gen) {
@@ -392,6 +402,8 @@ static int run_block(worker *w, unsigned idx)
 			break;
 		}
 	}
+	for (unsigned i = 0; i < w->n; i++)
+		w->fibers[i].st.abandoned |= !w->fibers[i].done;
 	cur = nullptr;
 	return w->err;
 }

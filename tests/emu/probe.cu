@@ -134,6 +134,11 @@ static __global__ void misuse_kernel(int kind, int *out)
 	} else if (kind == 3) {
 		if (t % 32 < 16)
 			__syncwarp();
+	} else if (kind == 4) {
+		if (t % 32 < 16)
+			s = __shfl_xor_sync(GI_FULL_MASK, (int)t, 1);
+		else
+			__syncwarp();
 	}
 	out[t] = s;
 }
@@ -142,6 +147,23 @@ extern "C" int probe_misuse(int kind, unsigned threads)
 {
 	static int out[1024];
 	return GI_LAUNCH(nullptr, dim3(2), dim3(threads), 0, misuse_kernel, kind, out);
+}
+
+/* A missing barrier: each thread reads the shared slot its neighbour
+ * (thread t - 1, or t + 1 with UP) writes, with no __syncthreads between. */
+static __global__ void race_kernel(uint32_t *out, int up)
+{
+	__shared__ uint32_t ids[1024];
+	unsigned n = blockDim.x, t = threadIdx.x;
+	ids[t] = 0;
+	__syncthreads();
+	ids[t] = t + 1;
+	out[blockIdx.x * n + t] = ids[up ? (t + 1) % n : (t + n - 1) % n];
+}
+
+extern "C" int probe_race(uint32_t *out, unsigned grid, unsigned threads, int up)
+{
+	return GI_LAUNCH(nullptr, dim3(grid), dim3(threads), 0, race_kernel, out, up);
 }
 
 static __global__ void config_kernel(int *out)

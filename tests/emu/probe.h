@@ -35,8 +35,12 @@ int probe_atomics(int *count, float *sum, int *max, unsigned grid, unsigned thre
 /* Misuse, each ends the launch with an error: 0 = threads with odd index
  * return before a barrier, 1 = two barriers at different places, 2 = a
  * shuffle whose mask leaves out the calling lane, 3 = a __syncwarp some
- * lanes never reach. */
+ * lanes never reach, 4 = half a warp at a shuffle, half at __syncwarp. */
 int probe_misuse(int kind, unsigned threads);
+
+/* A kernel missing a barrier between a shared write and a neighbour's read
+ * (thread t reads t - 1's slot, or t + 1's with UP): out[b * threads + t]. */
+int probe_race(uint32_t *out, unsigned grid, unsigned threads, int up);
 
 /* A launch with a block of BX threads and SHARED bytes of dynamic memory. */
 int probe_config(unsigned bx, unsigned shared);

@@ -1,7 +1,8 @@
 /* The CUDA emulator's runtime (kernels/emu): barriers over divergent work,
  * shared memory per block, warp shuffles and votes against a scalar model
- * of CUDA's rules, atomics across blocks running at once, and misuse that
- * would hang a GPU ending the launch with an error instead. */
+ * of CUDA's rules, atomics across blocks running at once, misuse that
+ * would hang a GPU ending the launch with an error instead, and a missing
+ * barrier showing up as wrong results. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,9 +170,10 @@ START_TEST(misuse_detected)
 		{ -EINVAL, "__syncthreads at" },
 		{ -EINVAL, "leaves out the calling lane" },
 		{ -EDEADLK, "warp barrier" },
+		{ -EINVAL, "wait at a shuffle" },
 	};
 	emu_set_threads(2);
-	for (int kind = 0; kind < 4; kind++) {
+	for (int kind = 0; kind < 5; kind++) {
 		int r = probe_misuse(kind, 64);
 		ck_assert_msg(r == want[kind].err, "kind %d: %d (%s)", kind, r, emu_last_error());
 		ck_assert_msg(strstr(emu_last_error(), want[kind].says), "kind %d: %s", kind,
@@ -180,6 +182,25 @@ START_TEST(misuse_detected)
 		uint32_t out[2 * 3];
 		ck_assert_int_eq(probe_shared(out, 3, 40), 0);
 		ck_assert_str_eq(emu_last_error(), "");
+	}
+}
+END_TEST
+
+/* The emulator cannot see a missing barrier, but it runs threads in both
+ * orders, so a kernel that depends on one gives wrong results in tests. */
+START_TEST(race_exposed)
+{
+	enum { GRID = 2, T = 64 };
+	uint32_t out[GRID * T];
+	for (int up = 0; up < 2; up++) {
+		ck_assert_int_eq(probe_race(out, GRID, T, up), 0);
+		unsigned stale = 0;
+		for (unsigned i = 0; i < GRID * T; i++) {
+			unsigned t = i % T, nb = up ? (t + 1) % T : (t + T - 1) % T;
+			stale += out[i] != nb + 1;
+		}
+		ck_assert_msg(stale > 0, "reading %s neighbour without a barrier went unnoticed",
+			      up ? "the next" : "the previous");
 	}
 }
 END_TEST
@@ -206,6 +227,7 @@ Suite *t_suite(void)
 	tcase_add_test(tc, votes);
 	tcase_add_test(tc, atomics);
 	tcase_add_test(tc, misuse_detected);
+	tcase_add_test(tc, race_exposed);
 	tcase_add_test(tc, bad_config);
 	suite_add_tcase(s, tc);
 	return s;
