@@ -76,6 +76,14 @@ int gi_cuda_attn(gi_cuda_stream stream, const struct gi_attn_params *p, const fl
 		 uint32_t n_tokens, const struct gi_cuda_tokens *t, const struct gi_kv_pool *kv,
 		 uint32_t layer);
 
+/* ---- sampling ----------------------------------------------------------------- */
+
+/* Greedy sampling: out[r] = the index of the largest of the N floats of row
+ * r of LOGITS, the lowest index among equal maxima (the engine's argmax);
+ * NaNs are never picked. N_ROWS rows, OUT in device memory. */
+int gi_cuda_argmax(gi_cuda_stream stream, const float *logits, uint32_t n_rows, uint32_t n,
+		   int32_t *out);
+
 /* ---- nodes ------------------------------------------------------------------ */
 
 /* A step as the node kernels read it: the host record's arrays copied to

@@ -3,7 +3,8 @@
  * run by gi_cuda_node_run over the model's own weights and a KV pool of
  * the test's (F16 as the engine's, and F32), next to the engine on the CPU
  * backend fed the same tokens. Every step's logits agree (kv_tol) and every
- * greedy token is the CPU backend's and llama.cpp's (the golden outputs).
+ * greedy token (gi_cuda_argmax) is the CPU backend's and llama.cpp's (the
+ * golden outputs).
  *
  * The node list is the engine's graph (engine/forward.c) written out again
  * here over the test's activations: the engine builds its graph for its
@@ -177,7 +178,8 @@ START_TEST(stories260k_greedy)
 					      "%s pool, case %d step %u logit %u: %.6f, cpu %.6f",
 					      gi_type_name(m->kv_type), ci, k, i, (double)a.logits[i],
 					      (double)cpu_logits[i]);
-			next = argmax(a.logits, in->n_vocab);
+			ck_assert_msg(gi_cuda_argmax(NULL, a.logits, 1, in->n_vocab, &next) == 0, "%s",
+				      emu_last_error());
 			ck_assert_int_eq(next, argmax(cpu_logits, in->n_vocab));
 			if (k == c->n_output)
 				break;

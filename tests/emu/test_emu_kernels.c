@@ -87,6 +87,37 @@ START_TEST(rmsnorm_silu)
 }
 END_TEST
 
+START_TEST(argmax)
+{
+	static const uint32_t ns[] = { 1, 2, 31, 33, 512, 1000, 32000 };
+	emu_set_threads(2);
+	for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++) {
+		uint32_t n = ns[ni], rows = 4;
+		float *x = malloc((size_t)rows * n * 4);
+		int32_t out[4];
+		fill(x, (size_t)rows * n, 10);
+		/* row 1: the maximum twice (the lower index wins); row 2: all
+		 * equal; row 3: a NaN beside the maximum */
+		x[n + n / 3] = 11.0f;
+		x[n + n - 1] = 11.0f;
+		for (uint32_t i = 0; i < n; i++)
+			x[2 * n + i] = -1.0f;
+		x[3 * n + n / 2] = 12.0f;
+		x[3 * n + n / 4] = NAN;
+		LAUNCH(gi_cuda_argmax(NULL, x, rows, n, out));
+		for (uint32_t r = 0; r < rows; r++) {
+			int32_t best = 0;
+			for (uint32_t i = 1; i < n; i++)
+				if (x[r * n + i] > x[r * n + best] || isnan(x[r * n + best]))
+					best = (int32_t)i;
+			ck_assert_msg(out[r] == best, "argmax n %u row %u: %d, want %d", n, r, out[r],
+				      best);
+		}
+		free(x);
+	}
+}
+END_TEST
+
 /* ---- weights: embed, dequantize, gemv ----------------------------------------- */
 
 static const enum gi_type wtypes[] = { GI_TYPE_F32,  GI_TYPE_F16,  GI_TYPE_BF16, GI_TYPE_Q8_0,
@@ -415,6 +446,7 @@ Suite *t_suite(void)
 	TCase *tc = tcase_create("kernels");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, rmsnorm_silu);
+	tcase_add_test(tc, argmax);
 	tcase_add_loop_test(tc, embed_dequantize, 0, N_WTYPES);
 	tcase_add_loop_test(tc, gemv, 0, N_WTYPES);
 	tcase_add_loop_test(tc, rope_attention, 0, (int)(sizeof(acfg) / sizeof(acfg[0])));
