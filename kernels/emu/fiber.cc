@@ -10,7 +10,6 @@
 
 #include <cstdint>
 #include <mutex>
-#include <new>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <vector>

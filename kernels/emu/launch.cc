@@ -49,7 +49,7 @@ struct fiber {
 	thread_view view;
 	context ctx;
 	stack st;
-	unsigned lin, warp, lane;
+	unsigned warp, lane;
 	bool done;
 	/* blocked at a barrier until *wait_gen != wait_val (NULL: runnable);
 	 * the scheduler checks without switching to the fiber */
@@ -348,7 +348,6 @@ static int run_block(worker *w, unsigned idx)
 		f->view.block_idx = bi;
 		f->view.block_dim = c.block;
 		f->view.grid_dim = c.grid;
-		f->lin = i;
 		f->warp = i / 32;
 		f->lane = i % 32;
 		f->done = false;
