@@ -18,14 +18,25 @@
  * dmin * sum_s min_s * bsum_s, four vpdpwssd on the mins paired as int16
  * and the activation's sub-block sums paired likewise.
  *
- * Loop order: per block of MBLOCK activation rows and super-block, the
- * rows' quants are copied into A tiles once (32 KB, L1), then for each
- * group its super-block is prepared into B tiles (8 KB) and multiplied by
- * every pair of row tiles. The work on AVX-512 overlaps the tile products:
- * the epilogue of a pair runs after the next pair's products are issued,
- * and the next group's B tiles are prepared a quarter at a time between
- * them. Rows that do not fill a 16-row tile go to the AVX-512 packed
- * kernel, as does all of an M below MIN_M. */
+ * Loop order: per block of MBLOCK activation rows and chunk of CHUNK
+ * super-blocks, the rows' quants are copied into A tiles once (in L2),
+ * then group by group each super-block is prepared into B tiles (8 KB)
+ * and multiplied by every pair of row tiles, the group's float sums kept
+ * in an 8 KB buffer and written to Y once per chunk. The AVX-512 work
+ * overlaps the tile products where it can: the epilogue of a pair runs
+ * after the next pair's products are issued, and the next super-block's
+ * B tiles are prepared a quarter at a time between them. Rows that do
+ * not fill a 16-row tile go to the AVX-512 packed kernel, as does all of
+ * an M below MIN_M.
+ *
+ * Where the time goes (M = 128, N = 256, K = 2048, one thread, parts
+ * switched off): the tile products with their loads and stores about half,
+ * the epilogue about a third (the Q4_K mins term the largest part of it),
+ * the B preparation about a sixth; they overlap partly. Measured and
+ * dropped: sums in Y after every super-block (Y of a large N lives in L3:
+ * 3x slower at N = 2048), A tiles loaded from the Q8_K blocks in place
+ * (rows straddle cache lines), one row tile per B load (1.3x the tile
+ * time), software prefetch of the A tiles into L1. */
 #include <immintrin.h>
 #include <stddef.h>
 #include <string.h>
@@ -35,17 +46,16 @@
 #include "kernels/cpu/repack_k.h"
 
 #define TILE 16
-/* activation rows per pass over the weights */
-#ifndef MBLOCK
+/* activation rows per pass over the weights: each prepared B tile serves
+ * MBLOCK / 16 row tiles (64 was 1.15x slower at M = 128) */
 #define MBLOCK 128
-#endif
 /* super-blocks per K chunk: the A tiles of the block's rows (MBLOCK * 256
- * bytes each, in L2) and Y written once per chunk */
-#ifndef CHUNK
+ *  bytes each, 256 KB in L2), Y written once per chunk (4 was 1.05x slower
+ * at M = 128, N = 2048) */
 #define CHUNK 8
-#endif
 #define RT_MAX (MBLOCK / TILE)
-/* fewest activation rows worth AMX */
+/* fewest activation rows worth AMX: at M = 16 it was 1.05-1.1x the
+ * AVX-512 packed kernel, at M = 32 1.5x */
 #define MIN_M 16
 
 /* tmm0, tmm1: A of two row tiles (16 activation rows x 64 quants each);
