@@ -50,7 +50,7 @@
  * MBLOCK / 16 row tiles (64 was 1.15x slower at M = 128) */
 #define MBLOCK 128
 /* super-blocks per K chunk: the A tiles of the block's rows (MBLOCK * 256
- *  bytes each, 256 KB in L2), Y written once per chunk (4 was 1.05x slower
+ * bytes each, 256 KB in L2), Y written once per chunk (4 was 1.05x slower
  * at M = 128, N = 2048) */
 #define CHUNK 8
 #define RT_MAX (MBLOCK / TILE)
