@@ -1,10 +1,11 @@
-/* Whole forward steps of stories260K from the CUDA kernels under the
- * emulator: the golden prompts prefilled, then greedy decoding, every node
- * run by gi_cuda_node_run over the model's own weights and a KV pool of
- * the test's (F16 as the engine's, and F32), next to the engine on the CPU
- * backend fed the same tokens. Every step's logits agree (kv_tol) and every
- * greedy token (gi_cuda_argmax) is the CPU backend's and llama.cpp's (the
- * golden outputs).
+/* Whole forward steps from the CUDA kernels under the emulator: prompts
+ * prefilled, then greedy decoding, every node run by gi_cuda_node_run over
+ * the model's own weights and a KV pool of the test's, next to the engine
+ * on the CPU backend fed the same tokens. stories260K (F32 weights): the
+ * golden prompts with F16 (the engine's) and F32 pools, every step's logits
+ * within kv_tol of the CPU's and every greedy token (gi_cuda_argmax) the CPU
+ * backend's and llama.cpp's (the golden outputs). llama-2-tiny-random: F16
+ * weights, against the CPU backend.
  *
  * The node list is the engine's graph (engine/forward.c) written out again
  * here over the test's activations: the engine builds its graph for its
